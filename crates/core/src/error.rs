@@ -1,0 +1,95 @@
+//! The one table of error codes. API errors and run failures both use these codes; the HTTP
+//! layer maps them to a status with [`ErrorCode::http_status`]. `docs/errors.md` documents every
+//! code, and a test keeps the two in step.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! error_codes {
+    ($( $variant:ident => ($code:literal, $status:literal, $doc:literal), )*) => {
+        /// A stable, documented error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $( #[doc = $doc] $variant, )*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $code, )* }
+            }
+
+            /// The HTTP status an API error with this code answers with.
+            pub fn http_status(self) -> u16 {
+                match self { $( ErrorCode::$variant => $status, )* }
+            }
+
+            /// One sentence on what the code means.
+            pub fn description(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $doc, )* }
+            }
+
+            pub fn parse(code: &str) -> Option<ErrorCode> {
+                match code { $( $code => Some(ErrorCode::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => ("invalid_json", 400, "The request body is not valid JSON."),
+    InvalidRequest => ("invalid_request", 400, "The request is malformed (bad header, query string or path parameter)."),
+    Unauthorized => ("unauthorized", 401, "No valid bearer token was given."),
+    Forbidden => ("forbidden", 403, "The credentials are valid but may not perform this action."),
+    RouteNotFound => ("route_not_found", 404, "No API route matches this path."),
+    AgentNotFound => ("agent_not_found", 404, "No agent with this slug exists in the workspace."),
+    RunNotFound => ("run_not_found", 404, "No run with this id exists in the workspace."),
+    ProviderNotFound => ("provider_not_found", 404, "No provider with this name exists in the organization."),
+    ApiKeyNotFound => ("api_key_not_found", 404, "No API key with this id exists in the organization."),
+    MethodNotAllowed => ("method_not_allowed", 405, "The route exists but not with this HTTP method."),
+    AgentExists => ("agent_exists", 409, "An agent with this slug already exists in the workspace."),
+    ProviderExists => ("provider_exists", 409, "A provider with this name already exists in the organization."),
+    IdempotencyKeyReused => ("idempotency_key_reused", 409, "The Idempotency-Key was already used for a different request."),
+    RunNotCancellable => ("run_not_cancellable", 409, "The run has already ended and cannot be cancelled."),
+    PayloadTooLarge => ("payload_too_large", 413, "The request body exceeds the size limit."),
+    UnsupportedMediaType => ("unsupported_media_type", 415, "The request body must be sent as application/json."),
+    ValidationFailed => ("validation_failed", 422, "A field has an invalid value; details name the field."),
+    UnknownTool => ("unknown_tool", 422, "The agent names a tool that does not exist; details list the tools that do."),
+    UnknownProvider => ("unknown_provider", 422, "The agent's model names a provider that does not exist; details list the providers that do."),
+    RateLimited => ("rate_limited", 429, "Too many requests; retry after the time in the Retry-After header."),
+    Internal => ("internal", 500, "An unexpected error on our side; the request id finds it in the logs."),
+    Unavailable => ("unavailable", 503, "The server is starting, shutting down, or cannot reach its database."),
+    ProviderAuthFailed => ("provider_auth_failed", 502, "The model provider refused the credentials (HTTP 401/403)."),
+    ProviderUnavailable => ("provider_unavailable", 502, "The model provider could not be reached or kept failing after bounded retries."),
+    ProviderRateLimited => ("provider_rate_limited", 502, "The model provider kept answering 429 beyond the retry budget."),
+    ProviderBadResponse => ("provider_bad_response", 502, "The model provider answered with something that is not a valid completion."),
+    ProviderRejected => ("provider_rejected", 502, "The model provider rejected the request (HTTP 4xx other than auth and rate limits)."),
+    ProviderTimeout => ("provider_timeout", 504, "The model provider did not answer within the configured timeouts."),
+    MaxStepsExceeded => ("max_steps_exceeded", 422, "The agent used all of its max_steps without giving a final answer."),
+    RunCancelled => ("run_cancelled", 409, "The run was cancelled."),
+    AgentUnavailable => ("agent_unavailable", 422, "The run's agent version or provider no longer exists."),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate code {code}");
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            let json = serde_json::to_string(code).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Runs, their journal steps and their events.
+
+use crate::chat::{Message, ToolCall, Usage};
+use crate::error::ErrorCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// A run's failure, as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What the caller sent as input: a string or a list of messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunInput {
+    Text(String),
+    Messages(Vec<Message>),
+}
+
+impl RunInput {
+    pub fn into_messages(self) -> Vec<Message> {
+        match self {
+            RunInput::Text(t) => vec![Message::user(t)],
+            RunInput::Messages(m) => m,
+        }
+    }
+}
+
+/// The recorded outcome of one step of the journal. Once a step is committed it is never
+/// executed again: the engine replays it from here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepRecord {
+    /// A model reply.
+    Llm {
+        model: String,
+        content: Option<String>,
+        tool_calls: Vec<ToolCall>,
+        finish_reason: String,
+        usage: Usage,
+        /// Whether the provider reported usage (false → counts are 0 and unknown).
+        usage_reported: bool,
+    },
+    /// A tool result (or the error the model was shown).
+    Tool {
+        call_id: String,
+        name: String,
+        arguments: Value,
+        result: Option<Value>,
+        error: Option<ToolErrorRecord>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolErrorRecord {
+    pub code: String,
+    pub message: String,
+}
+
+/// Names of the stored run events (the SSE `event:` field).
+pub mod event {
+    pub const RUN_QUEUED: &str = "run.queued";
+    pub const RUN_STARTED: &str = "run.started";
+    pub const MESSAGE_DELTA: &str = "message.delta";
+    pub const MESSAGE_RESET: &str = "message.reset";
+    pub const LLM_COMPLETED: &str = "llm.completed";
+    pub const TOOL_STARTED: &str = "tool.started";
+    pub const TOOL_COMPLETED: &str = "tool.completed";
+    pub const RUN_COMPLETED: &str = "run.completed";
+    pub const RUN_FAILED: &str = "run.failed";
+    pub const RUN_CANCELLED: &str = "run.cancelled";
+
+    /// Events after which a run's stream closes.
+    pub fn is_terminal(name: &str) -> bool {
+        matches!(name, RUN_COMPLETED | RUN_FAILED | RUN_CANCELLED)
+    }
+}

@@ -1,0 +1,219 @@
+//! The durable job queue, stored in the same database as everything else so that enqueueing
+//! commits atomically with the state change that caused it.
+//!
+//! A job is claimed with a lease (owner + expiry) and a fencing token that increases on every
+//! claim. Workers extend the lease while they work; every commit a worker makes checks that its
+//! token is still current ([`check_lease`]), so a worker that stalled past its lease and lost the
+//! job to another worker cannot write anything afterwards. On PostgreSQL claims use
+//! `FOR UPDATE SKIP LOCKED`, so replicas never claim the same job; on SQLite the single writer
+//! serialises claims.
+
+use crate::db::{Db, Tx};
+use crate::error::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use uuid::Uuid;
+
+pub const KIND_AGENT_RUN: &str = "agent_run";
+/// The PostgreSQL NOTIFY channel that wakes workers when a job is enqueued.
+pub const NOTIFY_CHANNEL: &str = "agentry_jobs";
+
+const STATUS_QUEUED: &str = "queued";
+const STATUS_RUNNING: &str = "running";
+const STATUS_DONE: &str = "done";
+
+/// Proof that a worker holds a job. Every write made on the job's behalf presents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub job_id: Uuid,
+    pub token: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub kind: String,
+    pub target_id: Uuid,
+    pub lease_token: i64,
+    pub attempts: i64,
+}
+
+impl ClaimedJob {
+    pub fn lease(&self) -> Lease {
+        Lease {
+            job_id: self.id,
+            token: self.lease_token,
+        }
+    }
+}
+
+/// Enqueues a job inside the caller's transaction.
+pub async fn enqueue(
+    tx: &mut Tx,
+    org_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    tx.execute(
+        Query::insert()
+            .into_table("jobs")
+            .columns([
+                "id",
+                "org_id",
+                "kind",
+                "target_id",
+                "status",
+                "run_at",
+                "lease_token",
+                "attempts",
+                "created_at",
+                "updated_at",
+            ])
+            .values_panic([
+                id.into(),
+                org_id.into(),
+                kind.into(),
+                target_id.into(),
+                STATUS_QUEUED.into(),
+                now.into(),
+                0i64.into(),
+                0i64.into(),
+                now.into(),
+                now.into(),
+            ]),
+    )
+    .await?;
+    tx.notify(NOTIFY_CHANNEL).await?;
+    Ok(id)
+}
+
+/// Claims up to `limit` jobs that are due, or whose previous holder's lease expired.
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClaimedJob>> {
+    let due = Query::select()
+        .column("id")
+        .from("jobs")
+        .cond_where(
+            Expr::col("status")
+                .eq(STATUS_QUEUED)
+                .and(Expr::col("run_at").lte(now))
+                .or(Expr::col("status")
+                    .eq(STATUS_RUNNING)
+                    .and(Expr::col("lease_until").lt(now))),
+        )
+        .order_by("run_at", Order::Asc)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    let mut tx = db.begin().await?;
+    let jobs: Vec<ClaimedJob> = tx
+        .fetch_all(
+            Query::update()
+                .table("jobs")
+                .value("status", STATUS_RUNNING)
+                .value("lease_owner", owner)
+                .value("lease_until", lease_until)
+                .value("lease_token", Expr::col("lease_token").add(1))
+                .value("attempts", Expr::col("attempts").add(1))
+                .value("updated_at", now)
+                .and_where(Expr::col("id").in_subquery(due))
+                .returning(Query::returning().columns([
+                    "id",
+                    "org_id",
+                    "kind",
+                    "target_id",
+                    "lease_token",
+                    "attempts",
+                ])),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+/// Within a transaction: refuses the transaction's writes unless `lease` is still current, and
+/// extends it to `until`. This is the fencing check that keeps a stale worker from committing.
+pub async fn check_lease(tx: &mut Tx, lease: &Lease, until: DateTime<Utc>) -> Result<()> {
+    let n = tx
+        .execute(
+            Query::update()
+                .table("jobs")
+                .value("lease_until", until)
+                .and_where(Expr::col("id").eq(lease.job_id))
+                .and_where(Expr::col("lease_token").eq(lease.token))
+                .and_where(Expr::col("status").eq(STATUS_RUNNING)),
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::LeaseLost);
+    }
+    Ok(())
+}
+
+/// Extends a lease (the heartbeat).
+pub async fn heartbeat(db: &Db, lease: &Lease, until: DateTime<Utc>) -> Result<()> {
+    let mut tx = db.begin().await?;
+    check_lease(&mut tx, lease, until).await?;
+    tx.commit().await
+}
+
+/// Marks the job finished, inside the transaction that records the outcome.
+pub async fn finish(tx: &mut Tx, lease: &Lease, now: DateTime<Utc>) -> Result<()> {
+    let n = tx
+        .execute(
+            Query::update()
+                .table("jobs")
+                .value("status", STATUS_DONE)
+                .value("lease_owner", Option::<String>::None)
+                .value("lease_until", Option::<DateTime<Utc>>::None)
+                .value("updated_at", now)
+                .and_where(Expr::col("id").eq(lease.job_id))
+                .and_where(Expr::col("lease_token").eq(lease.token)),
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::LeaseLost);
+    }
+    Ok(())
+}
+
+/// Gives a job back to the queue at once (graceful shutdown), so another worker need not wait
+/// for the lease to expire.
+pub async fn release(db: &Db, lease: &Lease, now: DateTime<Utc>) -> Result<()> {
+    db.execute(
+        Query::update()
+            .table("jobs")
+            .value("status", STATUS_QUEUED)
+            .value("lease_owner", Option::<String>::None)
+            .value("lease_until", Option::<DateTime<Utc>>::None)
+            .value("run_at", now)
+            .value("updated_at", now)
+            .and_where(Expr::col("id").eq(lease.job_id))
+            .and_where(Expr::col("lease_token").eq(lease.token))
+            .and_where(Expr::col("status").eq(STATUS_RUNNING)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks every job of a target finished (a queued run was cancelled before any worker took it).
+pub async fn finish_for_target(tx: &mut Tx, target_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    tx.execute(
+        Query::update()
+            .table("jobs")
+            .value("status", STATUS_DONE)
+            .value("updated_at", now)
+            .and_where(Expr::col("target_id").eq(target_id))
+            .and_where(Expr::col("status").eq(STATUS_QUEUED)),
+    )
+    .await?;
+    Ok(())
+}

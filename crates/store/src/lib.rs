@@ -1,0 +1,22 @@
+//! Storage for Agentry on SQLite (embedded default) and PostgreSQL (scale-out), with ONE set of
+//! queries and migrations: statements are built with sea-query and rendered per dialect.
+//!
+//! Architecture Invariant: every repository function that reads or writes tenant data takes an
+//! [`agentry_core::scope::OrgScope`] or [`agentry_core::scope::WorkspaceScope`]. The only
+//! unscoped functions are the ones the system uses for its own work (bootstrap, API-key lookup by
+//! hash, the job queue), and they are named so.
+//!
+//! Architecture Invariant: no SQL leaves this crate; callers see domain types and [`StoreError`].
+
+pub mod agents;
+pub mod api_keys;
+mod db;
+pub mod error;
+pub mod jobs;
+mod migrations;
+pub mod orgs;
+pub mod providers;
+pub mod runs;
+
+pub use db::{Db, Dialect, Tx};
+pub use error::StoreError;
