@@ -103,7 +103,10 @@ impl AgentSpec {
         let mut seen = std::collections::HashSet::new();
         for tool in &self.tools {
             if !seen.insert(tool) {
-                errors.push(FieldError::new("tools", format!("'{tool}' is listed twice")));
+                errors.push(FieldError::new(
+                    "tools",
+                    format!("'{tool}' is listed twice"),
+                ));
             }
         }
         errors

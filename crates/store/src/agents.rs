@@ -100,11 +100,17 @@ fn insert_version(
     spec: &AgentSpec,
     now: DateTime<Utc>,
 ) -> Result<sea_query::InsertStatement> {
-    let spec_json =
-        serde_json::to_value(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let spec_json = serde_json::to_value(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Query::insert()
         .into_table("agent_versions")
-        .columns(["agent_id", "version", "org_id", "workspace_id", "spec", "created_at"])
+        .columns([
+            "agent_id",
+            "version",
+            "org_id",
+            "workspace_id",
+            "spec",
+            "created_at",
+        ])
         .values_panic([
             agent_id.into(),
             version.into(),
@@ -124,7 +130,15 @@ pub async fn create(db: &Db, scope: WorkspaceScope, spec: AgentSpec) -> Result<A
     tx.execute(
         Query::insert()
             .into_table("agents")
-            .columns(["id", "org_id", "workspace_id", "slug", "version", "created_at", "updated_at"])
+            .columns([
+                "id",
+                "org_id",
+                "workspace_id",
+                "slug",
+                "version",
+                "created_at",
+                "updated_at",
+            ])
             .values_panic([
                 id.0.into(),
                 scope.org_id.0.into(),

@@ -37,9 +37,14 @@ pub enum Db {
 }
 
 /// A row type that decodes from both backends.
-pub trait AnyRow: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
-impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
-{}
+pub trait AnyRow:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> AnyRow for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
 
 impl Db {
     /// Connects and runs migrations. `url` is `sqlite://PATH` (created if missing) or
@@ -233,7 +238,10 @@ impl Tx {
         })
     }
 
-    pub async fn fetch_optional<T: AnyRow, S: SqlxBinder>(&mut self, stmt: &S) -> Result<Option<T>> {
+    pub async fn fetch_optional<T: AnyRow, S: SqlxBinder>(
+        &mut self,
+        stmt: &S,
+    ) -> Result<Option<T>> {
         Ok(self.fetch_all(stmt).await?.into_iter().next())
     }
 

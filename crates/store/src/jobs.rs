@@ -217,3 +217,17 @@ pub async fn finish_for_target(tx: &mut Tx, target_id: Uuid, now: DateTime<Utc>)
     .await?;
     Ok(())
 }
+
+/// On PostgreSQL: listens for enqueue notifications (from any replica) and calls `wake` for
+/// each; returns only when the connection fails. On SQLite (one process) it returns at once.
+pub async fn listen_for_enqueues(db: &Db, wake: impl Fn()) -> Result<()> {
+    let Some(pool) = db.pg_pool() else {
+        return Ok(());
+    };
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        wake();
+    }
+}

@@ -208,7 +208,11 @@ fn foundation() -> Vec<Ddl> {
         ),
         index("runs_workspace", "runs", &["workspace_id", "id"]),
         index("runs_thread", "runs", &["workspace_id", "thread_id", "id"]),
-        unique("runs_idempotency", "runs", &["workspace_id", "idempotency_key"]),
+        unique(
+            "runs_idempotency",
+            "runs",
+            &["workspace_id", "idempotency_key"],
+        ),
         Ddl::Table(
             Table::create()
                 .table("run_steps")

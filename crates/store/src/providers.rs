@@ -88,7 +88,9 @@ pub async fn update(db: &Db, scope: OrgScope, row: &ProviderRow) -> Result<()> {
         )
         .await?;
     if n == 0 {
-        return Err(StoreError::Corrupt("provider vanished during update".into()));
+        return Err(StoreError::Corrupt(
+            "provider vanished during update".into(),
+        ));
     }
     Ok(())
 }

@@ -512,7 +512,15 @@ async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Ut
         tx.execute(
             Query::insert()
                 .into_table("run_steps")
-                .columns(["run_id", "idx", "org_id", "kind", "record", "started_at", "ended_at"])
+                .columns([
+                    "run_id",
+                    "idx",
+                    "org_id",
+                    "kind",
+                    "record",
+                    "started_at",
+                    "ended_at",
+                ])
                 .values_panic([
                     batch.run_id.into(),
                     step.idx.into(),
@@ -527,9 +535,14 @@ async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Ut
     }
     if !batch.events.is_empty() {
         let mut insert = Query::insert();
-        insert
-            .into_table("run_events")
-            .columns(["run_id", "seq", "org_id", "name", "data", "created_at"]);
+        insert.into_table("run_events").columns([
+            "run_id",
+            "seq",
+            "org_id",
+            "name",
+            "data",
+            "created_at",
+        ]);
         for e in batch.events {
             insert.values_panic([
                 batch.run_id.into(),
@@ -543,7 +556,9 @@ async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Ut
         tx.execute(&insert).await?;
     }
     let mut update = Query::update();
-    update.table("runs").and_where(Expr::col("id").eq(batch.run_id));
+    update
+        .table("runs")
+        .and_where(Expr::col("id").eq(batch.run_id));
     match batch.change {
         RunChange::None => return Ok(()),
         RunChange::Started { at } => {

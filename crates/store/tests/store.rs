@@ -48,7 +48,14 @@ async fn agents_runs_and_queue_round_trip() {
             .unwrap()
             .unwrap();
         assert_eq!(v2.version, 2);
-        assert_eq!(agents::get(&db, scope, "calc").await.unwrap().unwrap().version, 2);
+        assert_eq!(
+            agents::get(&db, scope, "calc")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            2
+        );
 
         let outcome = runs::create(
             &db,
@@ -89,7 +96,11 @@ async fn agents_runs_and_queue_round_trip() {
         let claimed = jobs::claim(&db, "w1", now + Duration::seconds(30), 10, now)
             .await
             .unwrap();
-        let job = claimed.iter().find(|j| j.target_id == run.id).unwrap().clone();
+        let job = claimed
+            .iter()
+            .find(|j| j.target_id == run.id)
+            .unwrap()
+            .clone();
         // A second claim while the lease is live finds nothing for this run.
         let none = jobs::claim(&db, "w2", now + Duration::seconds(30), 10, now)
             .await
@@ -126,7 +137,11 @@ async fn agents_runs_and_queue_round_trip() {
         let taken = jobs::claim(&db, "w2", later + Duration::seconds(30), 10, later)
             .await
             .unwrap();
-        let job2 = taken.iter().find(|j| j.target_id == run.id).unwrap().clone();
+        let job2 = taken
+            .iter()
+            .find(|j| j.target_id == run.id)
+            .unwrap()
+            .clone();
         assert!(job2.lease_token > job.lease_token);
         let stale = runs::commit(
             &db,
@@ -171,7 +186,12 @@ async fn agents_runs_and_queue_round_trip() {
         let done = runs::get(&db, scope, run.id.into()).await.unwrap().unwrap();
         assert_eq!(done.status(), RunStatus::Completed);
         assert_eq!(done.output.as_deref(), Some("ok"));
-        assert!(runs::get(&db, other, run.id.into()).await.unwrap().is_none());
+        assert!(
+            runs::get(&db, other, run.id.into())
+                .await
+                .unwrap()
+                .is_none()
+        );
         let events = runs::events_after(&db, scope, run.id.into(), 0, 100)
             .await
             .unwrap();

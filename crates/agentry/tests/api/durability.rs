@@ -1,0 +1,173 @@
+//! Crash and restart: a run survives `kill -9`, resumes from its journal, and never repeats a
+//! recorded model call or tool call. Several servers on one PostgreSQL database share work.
+
+use crate::harness::{Server, TestApp};
+use agentry_fakellm::Reply;
+use axum::extract::State;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A side-effect server the agent calls through `http_request`: counts hits per
+/// Idempotency-Key.
+async fn start_counter() -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let state = (hits.clone(), keys.clone());
+    let app = axum::Router::new()
+        .route(
+            "/effect",
+            axum::routing::post(
+                |State((hits, keys)): State<(Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>)>,
+                 headers: axum::http::HeaderMap| async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    if let Some(k) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+                        keys.lock().unwrap().push(k.to_string());
+                    }
+                    "charged"
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/effect"), hits, keys)
+}
+
+async fn steps_of(app: &TestApp, id: &str) -> Vec<Value> {
+    app.get(&format!("/api/v1/runs/{id}"))
+        .await
+        .body["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn sigkill_mid_run_resumes_without_repeating_recorded_calls() {
+    let mut app =
+        TestApp::spawn_with(&[("AGENTRY_HTTP_ALLOW_HOSTS", "[\"127.0.0.1\"]")]).await;
+    let (effect_url, hits, keys) = start_counter().await;
+    app.create_fake_provider().await;
+    app.create_agent("pay", "durable", &["http_request"]).await;
+    let args = json!({"url": effect_url, "method": "POST", "body": "charge 10"}).to_string();
+    app.fake.push_script(
+        "durable",
+        vec![
+            Reply::tool_call("http_request", args),
+            // The model is slow to answer after the side effect: the crash lands here.
+            Reply::text("paid").with_delay_ms(4000),
+        ],
+    );
+    let id = app.start_run("pay", json!("pay the invoice")).await;
+    // Wait until the tool result is journaled, then kill the server in the slow model call.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while steps_of(&app, &id).await.len() < 2 {
+        assert!(Instant::now() < deadline, "tool step never committed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.fake.requests().len(), 2, "the second model call is in flight");
+    app.server.kill();
+    app.server.restart();
+
+    let run = app.wait_run(&id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "completed", "{run:?}");
+    // The side effect happened once; the journaled first model call was never sent again.
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(keys.lock().unwrap().len(), 1);
+    let requests = app.fake.requests();
+    let first_calls = requests
+        .iter()
+        .filter(|r| !r.body["messages"].as_array().unwrap().iter().any(|m| m["role"] == "tool"))
+        .count();
+    assert_eq!(first_calls, 1, "the journaled model call was repeated");
+    // Only the call in flight at the crash was sent again.
+    assert_eq!(requests.len(), 3);
+    let kinds: Vec<String> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["llm", "tool", "llm"]);
+    // Readers were told that the interrupted model call restarts.
+    let events = app.events(&id, None, 10_000).await;
+    assert!(events.iter().any(|e| e.event == "message.reset"));
+}
+
+#[tokio::test]
+async fn sigterm_releases_the_run_and_a_restart_finishes_it() {
+    let mut app = TestApp::spawn().await;
+    app.create_fake_provider().await;
+    app.create_agent("loop", "tool-loop-3+latency=700", &["calculator"]).await;
+    let id = app.start_run("loop", json!("go")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = app.server.terminate();
+    assert!(status.success(), "{status:?}");
+    app.server.restart();
+    let run = app.wait_run(&id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["output"], "done after 3 tool calls");
+    // Each of the four model calls completed exactly once in the journal, with 3 tool steps.
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 7);
+}
+
+#[tokio::test]
+async fn two_servers_on_one_postgres_database_run_each_run_exactly_once() {
+    let app = TestApp::spawn().await;
+    if !app.server.storage.is_postgres() {
+        eprintln!("NOTE: AGENTRY_TEST_DATABASE_URL not set: two-server PostgreSQL test skipped");
+        return;
+    }
+    app.create_fake_provider().await;
+    app.create_agent("echo", "echo+latency=30", &[]).await;
+    let other = crate::harness::TestApp {
+        server: Server::start(&app.server.storage, &[]),
+        fake: app.fake.clone(),
+        http: app.http.clone(),
+        token: app.token.clone(),
+    };
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let target = if i % 2 == 0 { &app } else { &other };
+        ids.push(target.start_run("echo", json!(format!("message {i}"))).await);
+    }
+    for id in &ids {
+        let run = app.wait_run(id, Duration::from_secs(60)).await;
+        assert_eq!(run["status"], "completed");
+    }
+    let requests = app.fake.requests();
+    assert_eq!(requests.len(), 50, "every run called the model exactly once");
+    let mut inputs: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            r.body["messages"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    inputs.sort();
+    inputs.dedup();
+    assert_eq!(inputs.len(), 50);
+    // Both servers took part.
+    let mut workers = std::collections::HashSet::new();
+    for id in &ids {
+        let events = app.events(id, None, 10_000).await;
+        let started: Vec<_> = events.iter().filter(|e| e.event == "run.started").collect();
+        assert_eq!(started.len(), 1, "run {id} started more than once");
+        workers.insert(started[0].data["worker"].as_str().unwrap_or("").to_string());
+    }
+    assert_eq!(workers.len(), 2, "{workers:?}");
+}

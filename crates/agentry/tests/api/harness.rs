@@ -1,0 +1,412 @@
+//! The test harness: starts the real `agentry serve` binary on port 0 with a temp SQLite file
+//! (or a fresh PostgreSQL database when AGENTRY_TEST_DATABASE_URL is set) and the scripted fake
+//! model server in this process, and offers typed helpers over HTTP.
+
+use agentry_fakellm::FakeLlmHandle;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "agt_test_admin_token_0123456789abcdef0123456789abcdef";
+pub const MASTER_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+/// Where the server keeps its data; shared by restarts and by several servers.
+#[derive(Clone)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl Storage {
+    pub async fn new() -> Storage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let database_url = match std::env::var("AGENTRY_TEST_DATABASE_URL") {
+            Ok(admin_url) => fresh_pg_database(&admin_url).await,
+            Err(_) => format!("sqlite://{}", dir.path().join("agentry.db").display()),
+        };
+        Storage {
+            data_dir,
+            database_url,
+            _dir: Arc::new(dir),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+}
+
+async fn fresh_pg_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("agentry_test_{}", uuid_simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to AGENTRY_TEST_DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+    format!("{base}/{name}")
+}
+
+fn uuid_simple() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}_{}", nanos, std::process::id())
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub storage: Storage,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start(storage: &Storage, extra_env: &[(&str, &str)]) -> Server {
+        let extra_env: Vec<(String, String)> = extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut server = Server {
+            child: None,
+            url: String::new(),
+            logs: Arc::new(Mutex::new(Vec::new())),
+            storage: storage.clone(),
+            extra_env,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentry"));
+        cmd.arg("serve")
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.storage.data_dir)
+            .env("AGENTRY_DATABASE_URL", &self.storage.database_url)
+            .env("AGENTRY_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("AGENTRY_MASTER_KEY", MASTER_KEY)
+            .env("AGENTRY_LEASE_SECONDS", "3")
+            .env("AGENTRY_DATABASE_MAX_CONNECTIONS", "4")
+            .env("AGENTRY_MODEL_FIRST_TOKEN_TIMEOUT_SECONDS", "20")
+            .env_remove("AGENTRY_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn agentry serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = self.logs.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("Agentry is listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+                if let Ok(mut l) = logs.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => self.url = url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "agentry serve did not start:\n{}",
+                    self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+                );
+            }
+        }
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running server, the fake model server, and an HTTP client with the admin token.
+pub struct TestApp {
+    pub server: Server,
+    pub fake: FakeLlmHandle,
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+        let storage = Storage::new().await;
+        let fake = agentry_fakellm::start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("fake llm");
+        let server = Server::start(&storage, env);
+        TestApp {
+            server,
+            fake,
+            http: reqwest::Client::new(),
+            token: ADMIN_TOKEN.to_string(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Response {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Response {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.http.get(self.url(path)).bearer_auth(&self.token))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .bearer_auth(&self.token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Response {
+        self.send(
+            self.http
+                .put(self.url(path))
+                .bearer_auth(&self.token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(self.http.delete(self.url(path)).bearer_auth(&self.token))
+            .await
+    }
+
+    /// Registers the fake model server as provider `fake`.
+    pub async fn create_fake_provider(&self) {
+        let r = self
+            .post(
+                "/api/v1/providers",
+                json!({"name": "fake", "kind": "openai", "base_url": self.fake.base_url(), "api_key": "sk-fake-provider-key"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+
+    pub async fn create_agent(&self, slug: &str, model: &str, tools: &[&str]) -> Value {
+        let r = self
+            .post(
+                "/api/v1/agents",
+                json!({"slug": slug, "name": slug, "instructions": "You are a test agent.", "model": format!("fake/{model}"), "tools": tools}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body
+    }
+
+    /// Starts a run and returns its id.
+    pub async fn start_run(&self, slug: &str, input: Value) -> String {
+        let r = self
+            .post(&format!("/api/v1/agents/{slug}/runs"), json!({"input": input}))
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        r.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Polls until the run ends (or panics after `timeout`).
+    pub async fn wait_run(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.get(&format!("/api/v1/runs/{id}")).await;
+            if r.status == 200
+                && matches!(
+                    r.body["status"].as_str(),
+                    Some("completed" | "failed" | "cancelled")
+                )
+            {
+                return r.body;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "run {id} did not end: {:?}\nserver log:\n{}",
+                    r.body,
+                    self.server.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reads a run's SSE stream until it closes (or `max_events` were read).
+    pub async fn events(&self, id: &str, last_event_id: Option<i64>, max_events: usize) -> Vec<Sse> {
+        use futures_util::StreamExt;
+        let mut req = self
+            .http
+            .get(self.url(&format!("/api/v1/runs/{id}/events")))
+            .bearer_auth(&self.token);
+        if let Some(last) = last_event_id {
+            req = req.header("Last-Event-ID", last.to_string());
+        }
+        let resp = req.send().await.expect("sse");
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut parser = agentry_llm::sse::SseParser::new();
+        let mut out = Vec::new();
+        let mut stream = resp.bytes_stream();
+        let read = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                for e in parser.push(&chunk).expect("sse parse") {
+                    out.push(Sse {
+                        id: e.id.as_deref().and_then(|i| i.parse().ok()).unwrap_or(-1),
+                        event: e.event.unwrap_or_default(),
+                        data: serde_json::from_str(&e.data).unwrap_or(Value::Null),
+                    });
+                    if out.len() >= max_events {
+                        return;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .expect("sse stream timed out");
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sse {
+    pub id: i64,
+    pub event: String,
+    pub data: Value,
+}
+
+impl TestApp {
+    /// Creates another organization directly in the database and returns an API key for it.
+    pub async fn other_org_key(&self) -> String {
+        let db = agentry_store::Db::connect(&self.server.storage.database_url, 2)
+            .await
+            .expect("db");
+        let scope = agentry_store::orgs::create_org(&db, "other").await.expect("org");
+        let mut key = [0u8; 32];
+        hex_decode(MASTER_KEY, &mut key);
+        let secrets = agentry_engine::secrets::Secrets::from_key(key);
+        let token = agentry_engine::secrets::generate_api_key().expect("key");
+        agentry_store::api_keys::create(
+            &db,
+            scope,
+            agentry_store::api_keys::NewApiKey {
+                name: "other",
+                key_hash: &secrets.api_key_digest(&token),
+                prefix: &token[..12],
+                role: "owner",
+            },
+        )
+        .await
+        .expect("key");
+        db.close().await;
+        token
+    }
+
+    pub fn as_token(&self, token: &str) -> TestApp {
+        TestApp {
+            server: Server {
+                child: None,
+                url: self.server.url.clone(),
+                logs: self.server.logs.clone(),
+                storage: self.server.storage.clone(),
+                extra_env: vec![],
+            },
+            fake: self.fake.clone(),
+            http: self.http.clone(),
+            token: token.to_string(),
+        }
+    }
+}
+
+fn hex_decode(text: &str, out: &mut [u8; 32]) {
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).expect("hex");
+    }
+}

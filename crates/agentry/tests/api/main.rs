@@ -1,0 +1,11 @@
+//! Integration tests: the real `agentry serve` process driven over HTTP. One test binary (link
+//! time on 2 cores); each test starts its own server and fake model server.
+
+mod harness;
+
+mod agent_runs;
+mod api_errors;
+mod cli;
+mod durability;
+mod streaming;
+mod system;

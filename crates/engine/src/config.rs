@@ -1,0 +1,56 @@
+//! Engine settings. The binary fills these from `agentry.toml`, `AGENTRY_*` variables and flags.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A provider every organization of this instance can use, declared in `agentry.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct InstanceProvider {
+    pub name: String,
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    pub base_url: String,
+    /// The name of an environment variable that holds the key (keys never live in the file).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+}
+
+fn default_kind() -> String {
+    "openai".into()
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Runs one process executes at once.
+    pub worker_concurrency: usize,
+    /// How long a claimed job stays ours without a heartbeat.
+    pub lease: Duration,
+    /// How often idle workers look for due jobs and expired leases, besides wake-ups.
+    pub poll_interval: Duration,
+    /// Earlier messages of a thread a run sees, at most.
+    pub thread_window: usize,
+    /// How long an in-flight run may take to finish on shutdown before its lease is released.
+    pub shutdown_grace: Duration,
+    pub instance_providers: Vec<InstanceProvider>,
+    /// Provider call timeouts and retries.
+    pub model_timeouts: agentry_llm::Timeouts,
+    pub model_retry: agentry_llm::RetryPolicy,
+    /// Whether this process executes runs (an API-only replica sets false).
+    pub run_workers: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            worker_concurrency: 64,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+            thread_window: 50,
+            shutdown_grace: Duration::from_secs(10),
+            instance_providers: Vec::new(),
+            model_timeouts: agentry_llm::Timeouts::default(),
+            model_retry: agentry_llm::RetryPolicy::default(),
+            run_workers: true,
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Turns a provider name into a ready [`ChatModel`], with the key decrypted. Adapters are cached
+//! per provider row version, so a changed URL or key takes effect on the next run.
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::platform::Platform;
+use agentry_core::ErrorCode;
+use agentry_core::chat::ChatModel;
+use agentry_core::scope::OrgScope;
+use agentry_llm::OpenAiConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub(crate) struct ModelCache {
+    http: reqwest::Client,
+    adapters: Mutex<HashMap<String, Arc<dyn ChatModel>>>,
+}
+
+impl ModelCache {
+    pub(crate) fn new(http: reqwest::Client) -> Self {
+        Self {
+            http,
+            adapters: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Where a provider came from.
+pub(crate) struct ResolvedProvider {
+    pub(crate) cache_key: String,
+    pub(crate) kind: String,
+    pub(crate) base_url: String,
+    pub(crate) api_key: Option<String>,
+}
+
+pub(crate) fn provider_aad(org_id: uuid::Uuid, provider_id: uuid::Uuid) -> Vec<u8> {
+    let mut aad = org_id.as_bytes().to_vec();
+    aad.extend_from_slice(provider_id.as_bytes());
+    aad
+}
+
+impl Platform {
+    async fn resolve_provider(&self, scope: OrgScope, name: &str) -> ServiceResult<ResolvedProvider> {
+        if let Some(row) = agentry_store::providers::get(&self.db, scope, name).await? {
+            let api_key = match &row.api_key_encrypted {
+                Some(enc) => Some(
+                    self.secrets
+                        .decrypt(enc, &provider_aad(row.org_id, row.id))
+                        .map_err(|e| ServiceError::internal("provider key", e))?,
+                ),
+                None => None,
+            };
+            return Ok(ResolvedProvider {
+                cache_key: format!("{}@{}", row.id, row.updated_at.timestamp_micros()),
+                kind: row.kind,
+                base_url: row.base_url,
+                api_key,
+            });
+        }
+        if let Some(p) = self
+            .config
+            .instance_providers
+            .iter()
+            .find(|p| p.name == name)
+        {
+            return Ok(ResolvedProvider {
+                cache_key: format!("instance:{}", p.name),
+                kind: p.kind.clone(),
+                base_url: p.base_url.clone(),
+                api_key: p
+                    .api_key_env
+                    .as_deref()
+                    .and_then(|var| std::env::var(var).ok()),
+            });
+        }
+        Err(ServiceError::new(
+            ErrorCode::AgentUnavailable,
+            format!("provider '{name}' no longer exists"),
+        ))
+    }
+
+    pub(crate) async fn chat_model(
+        &self,
+        scope: OrgScope,
+        provider: &str,
+    ) -> ServiceResult<Arc<dyn ChatModel>> {
+        let resolved = self.resolve_provider(scope, provider).await?;
+        if let Ok(cache) = self.models.adapters.lock()
+            && let Some(model) = cache.get(&resolved.cache_key)
+        {
+            return Ok(model.clone());
+        }
+        let config = OpenAiConfig {
+            base_url: resolved.base_url,
+            api_key: resolved.api_key,
+            timeouts: self.config.model_timeouts.clone(),
+            retry: self.config.model_retry.clone(),
+        };
+        let model = agentry_llm::build_provider(&resolved.kind, config, self.models.http.clone())
+            .map_err(|e| ServiceError::new(ErrorCode::AgentUnavailable, e.to_string()))?;
+        if let Ok(mut cache) = self.models.adapters.lock() {
+            cache.insert(resolved.cache_key, model.clone());
+        }
+        Ok(model)
+    }
+}

@@ -1,0 +1,60 @@
+//! The shared state behind every service function and worker.
+
+use crate::config::EngineConfig;
+use crate::models::ModelCache;
+use crate::notifier::Notifier;
+use crate::secrets::Secrets;
+use agentry_store::Db;
+use agentry_tools::ToolRegistry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the binary assembles to build a [`Platform`].
+pub struct PlatformParts {
+    pub db: Db,
+    pub secrets: Secrets,
+    pub tools: ToolRegistry,
+    pub config: EngineConfig,
+    pub http: reqwest::Client,
+}
+
+/// One per process, shared as `Arc<Platform>`.
+pub struct Platform {
+    pub db: Db,
+    pub secrets: Secrets,
+    pub tools: ToolRegistry,
+    pub config: EngineConfig,
+    pub notifier: Notifier,
+    pub(crate) models: ModelCache,
+    /// Identifies this process in job leases.
+    pub worker_id: String,
+    workers_running: AtomicBool,
+}
+
+impl Platform {
+    pub fn new(parts: PlatformParts) -> Arc<Self> {
+        Arc::new(Self {
+            models: ModelCache::new(parts.http),
+            db: parts.db,
+            secrets: parts.secrets,
+            tools: parts.tools,
+            config: parts.config,
+            notifier: Notifier::default(),
+            worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
+            workers_running: AtomicBool::new(false),
+        })
+    }
+
+    /// True while this process's workers are taking work (or when it runs none by design).
+    pub fn workers_healthy(&self) -> bool {
+        !self.config.run_workers || self.workers_running.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_workers_running(&self, running: bool) {
+        self.workers_running.store(running, Ordering::Relaxed);
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "agentry".into())
+}

@@ -1,0 +1,157 @@
+//! Agents: validated against the tools and providers that exist, versioned on every change.
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::platform::Platform;
+use crate::service::providers::{self, Change};
+use agentry_core::ErrorCode;
+use agentry_core::agent::{Agent, AgentSpec, split_model};
+use agentry_core::scope::WorkspaceScope;
+use agentry_store::{StoreError, agents};
+
+/// Checks a spec fully: shape, tools that exist, a provider that exists.
+pub async fn validate(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    spec: &AgentSpec,
+) -> ServiceResult<()> {
+    validate_with(platform, scope, spec, &[]).await
+}
+
+/// Like [`validate`], also accepting providers about to be created (`agentry apply` plans).
+pub async fn validate_with(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    spec: &AgentSpec,
+    planned_providers: &[String],
+) -> ServiceResult<()> {
+    let errors = spec.validate_shape();
+    if !errors.is_empty() {
+        return Err(ServiceError::validation(errors));
+    }
+    let known = platform.tools.names();
+    let unknown: Vec<&String> = spec
+        .tools
+        .iter()
+        .filter(|t| !known.iter().any(|k| *k == t.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ServiceError::new(
+            ErrorCode::UnknownTool,
+            format!(
+                "unknown tool(s): {}; available tools: {}",
+                unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                known.join(", ")
+            ),
+        )
+        .with_details(serde_json::json!({ "unknown": unknown, "available": known })));
+    }
+    if let Some((provider, _)) = split_model(&spec.model) {
+        let mut names = providers::names(platform, scope.org()).await?;
+        names.extend(planned_providers.iter().cloned());
+        if !names.iter().any(|n| n == provider) {
+            return Err(ServiceError::new(
+                ErrorCode::UnknownProvider,
+                format!(
+                    "unknown provider '{provider}'; available providers: {}",
+                    if names.is_empty() {
+                        "none (register one with POST /api/v1/providers)".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            )
+            .with_details(serde_json::json!({ "unknown": provider, "available": names })));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    spec: AgentSpec,
+) -> ServiceResult<Agent> {
+    validate(platform, scope, &spec).await?;
+    let slug = spec.slug.clone();
+    agents::create(&platform.db, scope, spec)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => ServiceError::new(
+                ErrorCode::AgentExists,
+                format!("an agent with slug '{slug}' already exists"),
+            ),
+            other => other.into(),
+        })
+}
+
+pub async fn get(platform: &Platform, scope: WorkspaceScope, slug: &str) -> ServiceResult<Agent> {
+    agents::get(&platform.db, scope, slug)
+        .await?
+        .ok_or_else(|| not_found(slug))
+}
+
+pub async fn list(platform: &Platform, scope: WorkspaceScope) -> ServiceResult<Vec<Agent>> {
+    Ok(agents::list(&platform.db, scope).await?)
+}
+
+/// Writes a new version. The slug in the path wins; a different slug in the body is an error.
+pub async fn update(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    slug: &str,
+    spec: AgentSpec,
+) -> ServiceResult<Agent> {
+    if spec.slug != slug {
+        return Err(ServiceError::validation(vec![
+            agentry_core::agent::FieldError::new(
+                "slug",
+                format!("must match the agent being updated ('{slug}')"),
+            ),
+        ]));
+    }
+    validate(platform, scope, &spec).await?;
+    agents::update(&platform.db, scope, slug, spec)
+        .await?
+        .ok_or_else(|| not_found(slug))
+}
+
+/// Creates, updates (when the spec differs) or leaves an agent (declarative apply).
+pub async fn upsert(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    spec: AgentSpec,
+    dry_run: bool,
+    planned_providers: &[String],
+) -> ServiceResult<Change> {
+    validate_with(platform, scope, &spec, planned_providers).await?;
+    match agents::get(&platform.db, scope, &spec.slug).await? {
+        None => {
+            if !dry_run {
+                create(platform, scope, spec).await?;
+            }
+            Ok(Change::Created)
+        }
+        Some(existing) if existing.spec == spec => Ok(Change::Unchanged),
+        Some(_) if dry_run => Ok(Change::Updated),
+        Some(_) => {
+            let slug = spec.slug.clone();
+            update(platform, scope, &slug, spec).await?;
+            Ok(Change::Updated)
+        }
+    }
+}
+
+pub async fn delete(platform: &Platform, scope: WorkspaceScope, slug: &str) -> ServiceResult<()> {
+    if agents::delete(&platform.db, scope, slug).await? {
+        Ok(())
+    } else {
+        Err(not_found(slug))
+    }
+}
+
+fn not_found(slug: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorCode::AgentNotFound,
+        format!("no agent with slug '{slug}'"),
+    )
+}

@@ -1,0 +1,237 @@
+//! Model providers of an organization, plus the instance-wide ones from `agentry.toml`.
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::models::provider_aad;
+use crate::platform::Platform;
+use agentry_core::ErrorCode;
+use agentry_core::agent::{FieldError, is_valid_slug};
+use agentry_core::ids::ProviderId;
+use agentry_core::scope::OrgScope;
+use agentry_store::providers::{self, NewProvider, ProviderRow};
+use agentry_store::StoreError;
+use serde::Deserialize;
+
+pub const KINDS: &[&str] = &["openai"];
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderInput {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+/// A provider as shown to users: the key is never included, only whether one is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    pub api_key_set: bool,
+    /// `org` or `instance` (from agentry.toml, read-only through the API).
+    pub source: &'static str,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<&ProviderRow> for ProviderInfo {
+    fn from(r: &ProviderRow) -> Self {
+        Self {
+            name: r.name.clone(),
+            kind: r.kind.clone(),
+            base_url: r.base_url.clone(),
+            api_key_set: r.api_key_encrypted.is_some(),
+            source: "org",
+            created_at: Some(r.created_at),
+        }
+    }
+}
+
+pub fn validate(input: &ProviderInput) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if !is_valid_slug(&input.name) {
+        errors.push(FieldError::new(
+            "name",
+            "must be 1-64 characters of a-z, 0-9, '-' or '_'",
+        ));
+    }
+    if !KINDS.contains(&input.kind.as_str()) {
+        errors.push(FieldError::new(
+            "kind",
+            format!("must be one of: {}", KINDS.join(", ")),
+        ));
+    }
+    match url::Url::parse(&input.base_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if !u.username().is_empty() || u.password().is_some() {
+                errors.push(FieldError::new(
+                    "base_url",
+                    "must not contain credentials; use api_key",
+                ));
+            }
+        }
+        _ => errors.push(FieldError::new(
+            "base_url",
+            "must be an http(s) URL such as https://api.openai.com/v1",
+        )),
+    }
+    if let Some(key) = &input.api_key
+        && (key.is_empty() || key.len() > 4096)
+    {
+        errors.push(FieldError::new("api_key", "must be 1-4096 characters"));
+    }
+    errors
+}
+
+pub async fn create(
+    platform: &Platform,
+    scope: OrgScope,
+    input: ProviderInput,
+) -> ServiceResult<ProviderInfo> {
+    let errors = validate(&input);
+    if !errors.is_empty() {
+        return Err(ServiceError::validation(errors));
+    }
+    let id = ProviderId::new();
+    let api_key_encrypted = input
+        .api_key
+        .as_deref()
+        .map(|k| platform.secrets.encrypt(k, &provider_aad(scope.org_id.0, id.0)))
+        .transpose()
+        .map_err(|e| ServiceError::internal("encrypting provider key", e))?;
+    let row = providers::create(
+        &platform.db,
+        scope,
+        NewProvider {
+            id,
+            name: input.name.clone(),
+            kind: input.kind,
+            base_url: input.base_url.trim_end_matches('/').to_string(),
+            api_key_encrypted,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        StoreError::Conflict => ServiceError::new(
+            ErrorCode::ProviderExists,
+            format!("a provider named '{}' already exists", input.name),
+        ),
+        other => other.into(),
+    })?;
+    Ok(ProviderInfo::from(&row))
+}
+
+/// Creates or replaces a provider (declarative apply). Returns whether anything changed.
+pub async fn upsert(
+    platform: &Platform,
+    scope: OrgScope,
+    input: ProviderInput,
+    dry_run: bool,
+) -> ServiceResult<Change> {
+    let errors = validate(&input);
+    if !errors.is_empty() {
+        return Err(ServiceError::validation(errors));
+    }
+    let Some(mut existing) = providers::get(&platform.db, scope, &input.name).await? else {
+        if !dry_run {
+            create(platform, scope, input).await?;
+        }
+        return Ok(Change::Created);
+    };
+    let aad = provider_aad(existing.org_id, existing.id);
+    let current_key = existing
+        .api_key_encrypted
+        .as_deref()
+        .map(|enc| platform.secrets.decrypt(enc, &aad))
+        .transpose()
+        .map_err(|e| ServiceError::internal("provider key", e))?;
+    let base_url = input.base_url.trim_end_matches('/').to_string();
+    if existing.kind == input.kind && existing.base_url == base_url && current_key == input.api_key
+    {
+        return Ok(Change::Unchanged);
+    }
+    if dry_run {
+        return Ok(Change::Updated);
+    }
+    existing.kind = input.kind;
+    existing.base_url = base_url;
+    existing.api_key_encrypted = input
+        .api_key
+        .as_deref()
+        .map(|k| platform.secrets.encrypt(k, &aad))
+        .transpose()
+        .map_err(|e| ServiceError::internal("encrypting provider key", e))?;
+    providers::update(&platform.db, scope, &existing).await?;
+    Ok(Change::Updated)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "create",
+            Change::Updated => "update",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+pub async fn list(platform: &Platform, scope: OrgScope) -> ServiceResult<Vec<ProviderInfo>> {
+    let mut out: Vec<ProviderInfo> = providers::list(&platform.db, scope)
+        .await?
+        .iter()
+        .map(ProviderInfo::from)
+        .collect();
+    for p in &platform.config.instance_providers {
+        if !out.iter().any(|o| o.name == p.name) {
+            out.push(ProviderInfo {
+                name: p.name.clone(),
+                kind: p.kind.clone(),
+                base_url: p.base_url.clone(),
+                api_key_set: p.api_key_env.is_some(),
+                source: "instance",
+                created_at: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub async fn get(platform: &Platform, scope: OrgScope, name: &str) -> ServiceResult<ProviderInfo> {
+    list(platform, scope)
+        .await?
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| not_found(name))
+}
+
+pub async fn delete(platform: &Platform, scope: OrgScope, name: &str) -> ServiceResult<()> {
+    if providers::delete(&platform.db, scope, name).await? {
+        Ok(())
+    } else {
+        Err(not_found(name))
+    }
+}
+
+fn not_found(name: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorCode::ProviderNotFound,
+        format!("no provider named '{name}'"),
+    )
+}
+
+/// Names of every provider the organization can use.
+pub async fn names(platform: &Platform, scope: OrgScope) -> ServiceResult<Vec<String>> {
+    Ok(list(platform, scope)
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect())
+}

@@ -1,0 +1,200 @@
+//! Starting, reading, listing, cancelling and following runs.
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::platform::Platform;
+use agentry_core::ErrorCode;
+use agentry_core::agent::FieldError;
+use agentry_core::ids::RunId;
+use agentry_core::run::RunInput;
+use agentry_core::scope::WorkspaceScope;
+use agentry_store::runs::{
+    self, CancelOutcome, CreateOutcome, EventRow, NewRun, RunFilter, RunRow, StepRow,
+};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+pub const MAX_LIST_LIMIT: u64 = 200;
+
+pub struct StartRun {
+    pub agent_slug: String,
+    pub input: RunInput,
+    pub thread_id: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+fn validate_thread_id(thread: &str) -> bool {
+    !thread.is_empty()
+        && thread.len() <= 200
+        && thread
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Queues a run of the agent's current version. With an Idempotency-Key seen before, returns
+/// the earlier run (and `false`) instead of starting another.
+pub async fn start(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    request: StartRun,
+) -> ServiceResult<(RunRow, bool)> {
+    let mut errors = Vec::new();
+    if let Some(thread) = &request.thread_id
+        && !validate_thread_id(thread)
+    {
+        errors.push(FieldError::new(
+            "thread_id",
+            "must be 1-200 characters of letters, digits, '-', '_', '.' or ':'",
+        ));
+    }
+    match &request.input {
+        RunInput::Text(t) if t.trim().is_empty() => {
+            errors.push(FieldError::new("input", "must not be empty"))
+        }
+        RunInput::Messages(m) if m.is_empty() => {
+            errors.push(FieldError::new("input", "must contain at least one message"))
+        }
+        _ => {}
+    }
+    if let Some(key) = &request.idempotency_key
+        && (key.is_empty() || key.len() > 255)
+    {
+        errors.push(FieldError::new(
+            "Idempotency-Key",
+            "must be 1-255 characters",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ServiceError::validation(errors));
+    }
+    let agent = crate::service::agents::get(platform, scope, &request.agent_slug).await?;
+    let input = serde_json::to_value(&request.input)
+        .map_err(|e| ServiceError::internal("serializing input", e))?;
+    let request_hash = request.idempotency_key.as_ref().map(|_| {
+        let mut h = Sha256::new();
+        h.update(request.agent_slug.as_bytes());
+        h.update([0]);
+        h.update(input.to_string().as_bytes());
+        h.update([0]);
+        h.update(request.thread_id.as_deref().unwrap_or("").as_bytes());
+        hex::encode(h.finalize())
+    });
+    let outcome = runs::create(
+        &platform.db,
+        scope,
+        NewRun {
+            agent_id: agent.id,
+            agent_slug: agent.spec.slug.clone(),
+            agent_version: agent.version,
+            thread_id: request.thread_id,
+            input,
+            idempotency_key: request.idempotency_key,
+            request_hash: request_hash.clone(),
+        },
+    )
+    .await?;
+    match outcome {
+        CreateOutcome::Created(row) => {
+            platform.notifier.job_enqueued();
+            metrics::counter!("agentry_runs_started_total").increment(1);
+            Ok((row, true))
+        }
+        CreateOutcome::Existing(row) => {
+            if row.request_hash != request_hash {
+                return Err(ServiceError::new(
+                    ErrorCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was already used for a different request",
+                ));
+            }
+            Ok((row, false))
+        }
+    }
+}
+
+pub async fn get(platform: &Platform, scope: WorkspaceScope, id: RunId) -> ServiceResult<RunRow> {
+    runs::get(&platform.db, scope, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+pub async fn get_with_steps(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    id: RunId,
+) -> ServiceResult<(RunRow, Vec<StepRow>)> {
+    let run = get(platform, scope, id).await?;
+    let steps = runs::steps(&platform.db, scope, id).await?;
+    Ok((run, steps))
+}
+
+pub async fn list(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    mut filter: RunFilter,
+) -> ServiceResult<Vec<RunRow>> {
+    filter.limit = filter.limit.clamp(1, MAX_LIST_LIMIT);
+    Ok(runs::list(&platform.db, scope, &filter).await?)
+}
+
+/// Cancels a queued run at once; asks a running one to stop at its next step.
+pub async fn cancel(platform: &Platform, scope: WorkspaceScope, id: RunId) -> ServiceResult<RunRow> {
+    match runs::request_cancel(&platform.db, scope, id).await? {
+        CancelOutcome::Cancelled => {
+            platform.notifier.run_events_stored(id.0);
+            get(platform, scope, id).await
+        }
+        CancelOutcome::Requested => get(platform, scope, id).await,
+        CancelOutcome::AlreadyEnded => Err(ServiceError::new(
+            ErrorCode::RunNotCancellable,
+            "the run has already ended",
+        )),
+        CancelOutcome::NotFound => Err(not_found(id)),
+    }
+}
+
+/// Stored events after `after_seq`.
+pub async fn events_after(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    id: RunId,
+    after_seq: i64,
+) -> ServiceResult<Vec<EventRow>> {
+    Ok(runs::events_after(&platform.db, scope, id, after_seq, 500).await?)
+}
+
+/// Waits until the run ends or `timeout` passes; returns the run either way.
+pub async fn wait_for_end(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    id: RunId,
+    timeout: Duration,
+) -> ServiceResult<RunRow> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut wakeups = platform.notifier.subscribe_events();
+    loop {
+        let run = get(platform, scope, id).await?;
+        if run.status().is_terminal() || tokio::time::Instant::now() >= deadline {
+            return Ok(run);
+        }
+        // Wake on this run's events, or poll (another replica may be executing it).
+        let _ = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + Duration::from_millis(500)),
+            async {
+                loop {
+                    match wakeups.recv().await {
+                        Ok(run_id) if run_id == id.0 => break,
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                }
+            },
+        )
+        .await;
+    }
+}
+
+fn not_found(id: RunId) -> ServiceError {
+    ServiceError::new(ErrorCode::RunNotFound, format!("no run with id {id}"))
+}

@@ -1,0 +1,173 @@
+//! HTTP routes: the OpenAI-compatible API (`/v1/...`) and the admin API (`/_fake/...`) that lets
+//! out-of-process users script the fake.
+
+use crate::behaviour::{ModelSpec, builtin_reply};
+use crate::plan::{DefaultDelays, plan};
+use crate::render::{Mode, json_response, render};
+use crate::reply::Reply;
+use crate::request::ChatView;
+use crate::state::{FakeLlm, RecordedRequest};
+use crate::wire::{self, Meta};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Long conversations in benchmarks exceed axum's 2 MB default body limit.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Model ids `GET /v1/models` always lists, so UIs have something to pick.
+const BUILTIN_MODELS: &[&str] = &["echo", "tool-loop-1", "tool-loop-3"];
+
+/// The fake's routes, for callers that serve it themselves.
+pub fn router(fake: FakeLlm) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/_fake/script", post(push_script).delete(clear_scripts))
+        .route("/_fake/requests", get(requests).delete(clear_requests))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(fake)
+}
+
+async fn chat_completions(
+    State(fake): State<FakeLlm>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let json: Value = match serde_json::from_slice(&body) {
+        Ok(json) => json,
+        Err(error) => {
+            fake.record(RecordedRequest {
+                model: String::new(),
+                body: Value::String(String::from_utf8_lossy(&body).into_owned()),
+                stream: false,
+                authorization,
+            });
+            return invalid_request(&format!("request body is not valid JSON: {error}"));
+        }
+    };
+    let model = json
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let view = ChatView::new(&json);
+    let requested_stream = view.stream();
+    let mut mode = Mode {
+        stream: requested_stream,
+        include_usage: view.include_usage(),
+    };
+    let planned = if model.is_empty() {
+        None
+    } else {
+        let spec = ModelSpec::parse(&model);
+        let reply = fake
+            .next_script(&model)
+            .unwrap_or_else(|| builtin_reply(spec.behaviour, &view));
+        mode.stream &= !reply.options.ignore_stream;
+        let defaults = DefaultDelays {
+            latency_ms: spec.latency_ms,
+            chunk_delay_ms: spec.chunk_delay_ms,
+        };
+        Some(plan(reply, &view, defaults))
+    };
+    // Recorded before any scripted delay, so a test can see a request that is still pending.
+    fake.record(RecordedRequest {
+        model: model.clone(),
+        body: json,
+        stream: requested_stream,
+        authorization,
+    });
+    let Some(planned) = planned else {
+        return invalid_request("you must provide a model parameter");
+    };
+    let meta = Meta {
+        id: format!("chatcmpl-fake-{}", fake.next_response_number()),
+        created: unix_now(),
+        model,
+    };
+    render(planned, meta, mode).await
+}
+
+async fn models(State(fake): State<FakeLlm>) -> Response {
+    let mut ids: Vec<String> = BUILTIN_MODELS.iter().map(|id| id.to_string()).collect();
+    for (model, _) in fake.scripted_models() {
+        if !ids.contains(&model) {
+            ids.push(model);
+        }
+    }
+    let data: Vec<Value> = ids
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "agentry-fakellm"}))
+        .collect();
+    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+#[derive(Deserialize)]
+struct ScriptRequest {
+    model: String,
+    replies: Vec<Reply>,
+}
+
+async fn push_script(State(fake): State<FakeLlm>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ScriptRequest>(&body) {
+        Ok(script) => {
+            let queued = script.replies.len();
+            fake.push_script(&script.model, script.replies);
+            json_response(StatusCode::OK, &json!({"queued": queued}))
+        }
+        Err(error) => invalid_request(&format!("invalid script: {error}")),
+    }
+}
+
+async fn clear_scripts(State(fake): State<FakeLlm>) -> StatusCode {
+    fake.clear_scripts();
+    StatusCode::NO_CONTENT
+}
+
+async fn requests(State(fake): State<FakeLlm>) -> Response {
+    match serde_json::to_value(fake.requests()) {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn clear_requests(State(fake): State<FakeLlm>) -> StatusCode {
+    fake.clear_requests();
+    StatusCode::NO_CONTENT
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &wire::error_body(
+            "fake-llm: no such route",
+            "invalid_request_error",
+            Some("not_found"),
+        ),
+    )
+}
+
+fn invalid_request(message: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &wire::error_body(message, "invalid_request_error", None),
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}

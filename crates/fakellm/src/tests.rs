@@ -1,0 +1,348 @@
+//! Router-level tests: the exact wire format a client sees.
+
+use crate::{FakeLlm, Reply, router, start};
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    headers: axum::http::HeaderMap,
+    body: Result<String, String>,
+}
+
+async fn call(fake: &FakeLlm, method: &str, uri: &str, body: Value) -> Answer {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, "Bearer sk-test")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = router(fake.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .map(|bytes| String::from_utf8(bytes.to_vec()).unwrap())
+        .map_err(|error| error.to_string());
+    Answer {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+async fn chat(fake: &FakeLlm, body: Value) -> Answer {
+    call(fake, "POST", "/v1/chat/completions", body).await
+}
+
+/// The `data:` payloads of an SSE body, `[DONE]` included.
+fn events(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|event| !event.is_empty())
+        .map(|event| event.strip_prefix("data: ").unwrap().to_string())
+        .collect()
+}
+
+fn json_events(body: &str) -> Vec<Value> {
+    events(body)
+        .iter()
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+#[tokio::test]
+async fn streams_text_in_openai_format() {
+    let fake = FakeLlm::new();
+    let answer = chat(
+        &fake,
+        json!({"model": "echo", "stream": true, "stream_options": {"include_usage": true},
+               "messages": user("hello big world")}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.content_type, "text/event-stream");
+    let body = answer.body.unwrap();
+    assert_eq!(events(&body).last().unwrap(), "[DONE]");
+    let chunks = json_events(&body);
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    for chunk in &chunks {
+        assert_eq!(chunk["object"], "chat.completion.chunk");
+        assert_eq!(chunk["model"], "echo");
+        assert_eq!(chunk["id"], chunks[0]["id"]);
+    }
+    let pieces: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(pieces, ["", "You", " said:", " hello", " big", " world"]);
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert_eq!(finish["usage"], Value::Null);
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    // 15 prompt chars → ceil(15/4)+1 = 5; 25 output chars → 25/4+1 = 7.
+    assert_eq!(
+        usage["usage"],
+        json!({"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12})
+    );
+}
+
+#[tokio::test]
+async fn stream_without_include_usage_has_no_usage() {
+    let fake = FakeLlm::new();
+    fake.push_script("m", vec![Reply::text_in_chunks("abcdef", 2)]);
+    let answer = chat(
+        &fake,
+        json!({"model": "m", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    let chunks = json_events(&answer.body.unwrap());
+    assert_eq!(chunks.len(), 4, "role, 2 pieces, finish: {chunks:?}");
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+    assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "abc");
+    assert_eq!(chunks[3]["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test]
+async fn streams_parallel_tool_calls_in_fragments() {
+    let fake = FakeLlm::new();
+    let first = r#"{"expression":"12*12"}"#;
+    fake.push_script(
+        "m",
+        vec![Reply::tool_calls([
+            ("calculator", first),
+            ("lookup", "{bad"),
+        ])],
+    );
+    let answer = chat(
+        &fake,
+        json!({"model": "m", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    let chunks = json_events(&answer.body.unwrap());
+    assert_eq!(chunks[0]["choices"][0]["delta"]["content"], Value::Null);
+    let mut arguments = [String::new(), String::new()];
+    let mut fragments = [0, 0];
+    for chunk in &chunks[1..chunks.len() - 1] {
+        let calls = chunk["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .unwrap();
+        assert_eq!(calls.len(), 1);
+        let call = &calls[0];
+        let index = call["index"].as_u64().unwrap() as usize;
+        let first_fragment = fragments[index] == 0;
+        assert_eq!(call.get("id").is_some(), first_fragment, "{call}");
+        assert_eq!(call["function"].get("name").is_some(), first_fragment);
+        if first_fragment {
+            assert_eq!(call["type"], "function");
+            assert_eq!(call["id"], format!("call_{}", index + 1));
+        }
+        arguments[index].push_str(call["function"]["arguments"].as_str().unwrap());
+        fragments[index] += 1;
+    }
+    assert_eq!(arguments, [first.to_string(), "{bad".to_string()]);
+    assert!(fragments[0] >= 3, "arguments split into several fragments");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[tokio::test]
+async fn answers_non_streaming_completions() {
+    let fake = FakeLlm::new();
+    fake.push_script("m", vec![Reply::tool_call("f", "{}").with_usage(3, 4)]);
+    let answer = chat(&fake, json!({"model": "m", "messages": user("x")})).await;
+    assert_eq!(answer.content_type, "application/json");
+    let body: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    let choice = &body["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    assert_eq!(
+        choice["message"]["tool_calls"],
+        json!([{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}])
+    );
+    assert_eq!(body["usage"]["total_tokens"], 7);
+
+    let answer = chat(&fake, json!({"model": "echo", "messages": user("hi")})).await;
+    let body: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "You said: hi");
+    assert!(body["usage"].is_object());
+
+    fake.push_script("m", vec![Reply::text("quiet").without_usage()]);
+    let answer = chat(&fake, json!({"model": "m", "messages": user("x")})).await;
+    let body: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert!(body.get("usage").is_none());
+}
+
+#[tokio::test]
+async fn scripted_errors_carry_status_headers_and_body() {
+    let fake = FakeLlm::new();
+    fake.push_script(
+        "m",
+        vec![
+            Reply::error(429).with_header("retry-after", "7"),
+            Reply::error_with_body(502, "<html><body>Bad Gateway</body></html>"),
+            Reply::error(1000),
+        ],
+    );
+    let body = json!({"model": "m", "stream": true, "messages": user("x")});
+    let limited = chat(&fake, body.clone()).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers["retry-after"], "7");
+    let error: Value = serde_json::from_str(&limited.body.unwrap()).unwrap();
+    assert_eq!(error["error"]["type"], "rate_limit_exceeded");
+
+    let html = chat(&fake, body.clone()).await;
+    assert_eq!(html.status, StatusCode::BAD_GATEWAY);
+    assert!(html.content_type.starts_with("text/html"));
+    assert!(html.body.unwrap().contains("Bad Gateway"));
+
+    let invalid = chat(&fake, body).await;
+    assert_eq!(invalid.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn stream_error_and_cut() {
+    let fake = FakeLlm::new();
+    fake.push_script(
+        "m",
+        vec![
+            Reply::stream_error(2, "overloaded"),
+            Reply::cut("one two three", 2),
+            Reply::stream_error(0, "nope"),
+            Reply::cut("one two", 1),
+        ],
+    );
+    let stream = json!({"model": "m", "stream": true, "messages": user("x")});
+    let errored = chat(&fake, stream.clone()).await;
+    assert_eq!(errored.status, StatusCode::OK);
+    let body = errored.body.unwrap();
+    let chunks = json_events(&body);
+    assert_eq!(chunks.len(), 4, "role, two pieces, error: {body}");
+    assert_eq!(chunks[3]["error"]["message"], "overloaded");
+    assert!(!body.contains("[DONE]"));
+
+    let cut = chat(&fake, stream).await;
+    assert_eq!(cut.status, StatusCode::OK);
+    assert!(cut.body.is_err(), "the body must fail, not end cleanly");
+
+    let plain = json!({"model": "m", "messages": user("x")});
+    let errored = chat(&fake, plain.clone()).await;
+    assert_eq!(errored.status, StatusCode::OK);
+    let body: Value = serde_json::from_str(&errored.body.unwrap()).unwrap();
+    assert_eq!(body["error"]["message"], "nope");
+    assert!(chat(&fake, plain).await.body.is_err());
+}
+
+#[tokio::test]
+async fn records_requests_and_serves_admin_routes() {
+    let fake = FakeLlm::new();
+    let script = json!({"model": "m", "replies": [{"type": "text", "text": "scripted"}]});
+    let queued = call(&fake, "POST", "/_fake/script", script).await;
+    assert_eq!(queued.body.unwrap(), r#"{"queued":1}"#);
+    let bad = call(&fake, "POST", "/_fake/script", json!({"model": "m"})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let models: Value = serde_json::from_str(
+        &call(&fake, "GET", "/v1/models", Value::Null)
+            .await
+            .body
+            .unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"echo") && ids.contains(&"m"), "{ids:?}");
+
+    let answer = chat(&fake, json!({"model": "m", "messages": user("x")})).await;
+    assert!(answer.body.unwrap().contains("scripted"));
+    let missing_model = chat(&fake, json!({"messages": []})).await;
+    assert_eq!(missing_model.status, StatusCode::BAD_REQUEST);
+
+    let recorded: Value = serde_json::from_str(
+        &call(&fake, "GET", "/_fake/requests", Value::Null)
+            .await
+            .body
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded.as_array().unwrap().len(), 2);
+    assert_eq!(recorded[0]["model"], "m");
+    assert_eq!(recorded[0]["stream"], false);
+    assert_eq!(recorded[0]["authorization"], "Bearer sk-test");
+    assert_eq!(recorded[0]["body"]["messages"], user("x"));
+
+    let cleared = call(&fake, "DELETE", "/_fake/requests", Value::Null).await;
+    assert_eq!(cleared.status, StatusCode::NO_CONTENT);
+    assert!(fake.requests().is_empty());
+    let unknown = call(&fake, "GET", "/nope", Value::Null).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn invalid_json_is_rejected_and_recorded() {
+    let fake = FakeLlm::new();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let response = router(fake.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(fake.requests()[0].body, json!("{not json"));
+}
+
+#[tokio::test]
+async fn serves_on_a_socket_until_shutdown() {
+    let handle = start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    assert_ne!(handle.addr().port(), 0);
+    assert_eq!(handle.base_url(), format!("http://{}/v1", handle.addr()));
+    let mut socket = tokio::net::TcpStream::connect(handle.addr()).await.unwrap();
+    socket
+        .write_all(b"GET /v1/models HTTP/1.1\r\nHost: fake\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"echo\""));
+
+    let addr = handle.addr();
+    handle.clone().shutdown().await;
+    handle.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn ignore_stream_answers_json_to_a_stream_request() {
+    let fake = FakeLlm::new();
+    fake.push_script("m", vec![Reply::text("plain").ignoring_stream()]);
+    let answer = chat(
+        &fake,
+        json!({"model": "m", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    assert_eq!(answer.content_type, "application/json");
+    let body: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "plain");
+    assert!(fake.requests()[0].stream);
+}

@@ -1,0 +1,337 @@
+//! Wire types of the REST API. Domain types stay in `agentry-core`; these are what JSON looks
+//! like, documented for OpenAPI.
+
+use agentry_core::agent::Agent;
+use agentry_core::run::{RunStatus, StepRecord};
+use agentry_engine::service::providers::ProviderInfo;
+use agentry_store::api_keys::ApiKeyRow;
+use agentry_store::runs::{RunRow, StepRow};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProvider {
+    /// Name used in agent models: `<name>/<model>`.
+    pub name: String,
+    /// Wire protocol: `openai` (any OpenAI-compatible server).
+    pub kind: String,
+    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// Stored encrypted; never returned.
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Provider {
+    pub name: String,
+    pub kind: String,
+    pub base_url: String,
+    /// `"********"` when a key is stored, else null. The key itself is never returned.
+    pub api_key: Option<String>,
+    /// `org` (created through the API) or `instance` (from agentry.toml).
+    pub source: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<ProviderInfo> for Provider {
+    fn from(p: ProviderInfo) -> Self {
+        Self {
+            name: p.name,
+            kind: p.kind,
+            base_url: p.base_url,
+            api_key: p.api_key_set.then(|| "********".to_string()),
+            source: p.source.to_string(),
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// An agent definition (create or replace).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInput {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub instructions: String,
+    /// `<provider>/<model>`.
+    pub model: String,
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub max_steps: Option<u32>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+}
+
+impl From<AgentInput> for agentry_core::agent::AgentSpec {
+    fn from(a: AgentInput) -> Self {
+        Self {
+            slug: a.slug,
+            name: a.name,
+            description: a.description,
+            instructions: a.instructions,
+            model: a.model,
+            tools: a.tools,
+            max_steps: a.max_steps.unwrap_or(agentry_core::agent::DEFAULT_MAX_STEPS),
+            temperature: a.temperature,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentOut {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub instructions: String,
+    pub model: String,
+    pub tools: Vec<String>,
+    pub max_steps: u32,
+    pub temperature: Option<f32>,
+    /// Increases with every PUT; runs record the version they used.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Agent> for AgentOut {
+    fn from(a: Agent) -> Self {
+        Self {
+            id: a.id.to_string(),
+            slug: a.spec.slug,
+            name: a.spec.name,
+            description: a.spec.description,
+            instructions: a.spec.instructions,
+            model: a.spec.model,
+            tools: a.spec.tools,
+            max_steps: a.spec.max_steps,
+            temperature: a.spec.temperature,
+            version: a.version,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// A string (one user message) or a list of `{role, content}` messages.
+    #[schema(value_type = Object)]
+    pub input: agentry_core::run::RunInput,
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    /// Wait (bounded) for the run to end and answer with it.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageOut {
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunErrorOut {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub agent: String,
+    pub agent_version: i64,
+    pub thread_id: Option<String>,
+    /// queued | running | completed | failed | cancelled
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    pub output: Option<String>,
+    pub error: Option<RunErrorOut>,
+    pub usage: UsageOut,
+    /// Present on GET /runs/{id}; omitted in lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<Step>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// One journal step: a model call (`llm`) or a tool call (`tool`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Step {
+    pub index: i64,
+    /// `llm` or `tool`
+    pub kind: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub tool_calls: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub arguments: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunErrorOut>,
+}
+
+impl Step {
+    fn from_row(row: StepRow) -> Self {
+        let mut step = Step {
+            index: row.idx,
+            kind: row.kind.clone(),
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            duration_ms: (row.ended_at - row.started_at).num_milliseconds(),
+            model: None,
+            input_tokens: None,
+            output_tokens: None,
+            finish_reason: None,
+            content: None,
+            tool_calls: None,
+            name: None,
+            call_id: None,
+            arguments: None,
+            result: None,
+            error: None,
+        };
+        match serde_json::from_value::<StepRecord>(row.record.0) {
+            Ok(StepRecord::Llm {
+                model,
+                content,
+                tool_calls,
+                finish_reason,
+                usage,
+                ..
+            }) => {
+                step.model = Some(model);
+                step.content = content;
+                step.input_tokens = Some(usage.input_tokens);
+                step.output_tokens = Some(usage.output_tokens);
+                step.finish_reason = Some(finish_reason);
+                if !tool_calls.is_empty() {
+                    step.tool_calls = serde_json::to_value(tool_calls).ok();
+                }
+            }
+            Ok(StepRecord::Tool {
+                call_id,
+                name,
+                arguments,
+                result,
+                error,
+            }) => {
+                step.call_id = Some(call_id);
+                step.name = Some(name);
+                step.arguments = Some(arguments);
+                step.result = Some(result.unwrap_or(Value::Null));
+                step.error = error.map(|e| RunErrorOut {
+                    code: e.code,
+                    message: e.message,
+                });
+            }
+            Err(_) => {}
+        }
+        step
+    }
+}
+
+impl Run {
+    pub fn from_row(row: RunRow, steps: Option<Vec<StepRow>>) -> Self {
+        let status = row.status();
+        Self {
+            id: row.id.to_string(),
+            agent: row.agent_slug,
+            agent_version: row.agent_version,
+            thread_id: row.thread_id,
+            status: status.as_str().to_string(),
+            input: row.input.0,
+            output: row.output,
+            error: row.error.map(|e| RunErrorOut {
+                code: e.0.code.as_str().to_string(),
+                message: e.0.message,
+            }),
+            usage: UsageOut {
+                input_tokens: row.input_tokens,
+                output_tokens: row.output_tokens,
+            },
+            steps: steps.map(|s| s.into_iter().map(Step::from_row).collect()),
+            created_at: row.created_at,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        RunStatus::parse(&self.status).is_some_and(RunStatus::is_terminal)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyOut {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Only in the response to POST: the key itself, shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl ApiKeyOut {
+    pub fn from_row(row: ApiKeyRow, key: Option<String>) -> Self {
+        Self {
+            id: row.id.to_string(),
+            name: row.name,
+            prefix: row.prefix,
+            role: row.role,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            key,
+        }
+    }
+}

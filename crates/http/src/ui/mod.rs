@@ -1,0 +1,46 @@
+//! The dashboard: server-rendered HTML pages under `/ui`, served by the same binary as the API.
+//!
+//! Signing in stores an API key in an HttpOnly cookie ([`session`]); every page then calls the
+//! same engine service functions as the REST handlers. Pages work without JavaScript; the one
+//! script (`/ui/static/app.js`) only adds the live view of a running run and confirmations.
+
+mod agent_form;
+mod agents;
+mod assets;
+mod form;
+mod headers;
+mod login;
+mod page;
+mod runs;
+mod session;
+mod views;
+#[cfg(test)]
+mod tests;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::{any, get, post};
+
+/// Every dashboard route. Merged into the application router by [`crate::router`].
+pub fn router() -> Router<AppState> {
+    let routes = Router::new()
+        .route("/", get(session::home))
+        .route("/ui", get(session::home))
+        .route("/ui/login", get(login::form).post(login::submit))
+        .route("/ui/logout", post(login::logout))
+        .route("/ui/static/app.css", get(assets::css))
+        .route("/ui/static/app.js", get(assets::js))
+        .route("/ui/agents", get(agents::list).post(agents::create))
+        .route("/ui/agents/new", get(agents::new_form))
+        .route("/ui/agents/{slug}", get(agents::show).post(agents::update))
+        .route("/ui/agents/{slug}/edit", get(agents::edit_form))
+        .route("/ui/agents/{slug}/delete", post(agents::delete))
+        .route("/ui/agents/{slug}/runs", post(agents::start_run))
+        .route("/ui/runs", get(runs::list))
+        .route("/ui/runs/{id}", get(runs::show))
+        .route("/ui/runs/{id}/events", get(runs::events))
+        .route("/ui/runs/{id}/cancel", post(runs::cancel))
+        // An HTML 404 for the rest of /ui; paths outside /ui keep the application's behaviour.
+        .route("/ui/{*rest}", any(page::not_found));
+    headers::apply(routes)
+}

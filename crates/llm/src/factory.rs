@@ -1,0 +1,94 @@
+//! Choosing an adapter by provider kind. Each kind is a wire protocol; adding one (Anthropic,
+//! Gemini) means a variant here and an adapter module beside `openai`.
+
+use crate::config::OpenAiConfig;
+use crate::openai::OpenAiCompatible;
+use agentry_core::chat::ChatModel;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// A supported provider protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// OpenAI chat completions (also Ollama, vLLM, llama.cpp server, LiteLLM, ...).
+    OpenAi,
+}
+
+impl ProviderKind {
+    pub const ALL: &'static [ProviderKind] = &[ProviderKind::OpenAi];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = UnknownKind;
+
+    fn from_str(kind: &str) -> Result<Self, Self::Err> {
+        ProviderKind::ALL
+            .iter()
+            .copied()
+            .find(|known| known.as_str() == kind)
+            .ok_or_else(|| UnknownKind {
+                kind: kind.to_string(),
+            })
+    }
+}
+
+/// A provider kind this build does not support.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider kind `{kind}` (known: {})", known_kinds())]
+pub struct UnknownKind {
+    pub kind: String,
+}
+
+fn known_kinds() -> String {
+    ProviderKind::ALL
+        .iter()
+        .map(|kind| kind.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds the adapter for `kind` (`"openai"`).
+pub fn build_provider(
+    kind: &str,
+    config: OpenAiConfig,
+    client: reqwest::Client,
+) -> Result<Arc<dyn ChatModel>, UnknownKind> {
+    match kind.parse::<ProviderKind>()? {
+        ProviderKind::OpenAi => Ok(Arc::new(OpenAiCompatible::new(config, client))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_known_kinds_and_names_the_known_ones() {
+        let client = reqwest::Client::new();
+        assert!(build_provider("openai", OpenAiConfig::new("http://x/v1"), client.clone()).is_ok());
+        let error = build_provider("anthropic", OpenAiConfig::default(), client)
+            .err()
+            .unwrap();
+        assert_eq!(error.kind, "anthropic");
+        assert_eq!(
+            error.to_string(),
+            "unknown provider kind `anthropic` (known: openai)"
+        );
+        assert_eq!("openai".parse::<ProviderKind>(), Ok(ProviderKind::OpenAi));
+    }
+}

@@ -1,0 +1,188 @@
+//! The response side of the chat-completions wire format, read leniently: every field is
+//! optional and `null` is accepted anywhere, because OpenAI-compatible servers differ (Ollama,
+//! vLLM, llama.cpp, LiteLLM all omit or null different fields).
+
+use agentry_core::chat::Usage;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A `chat.completion.chunk`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Chunk {
+    pub(crate) model: Option<String>,
+    pub(crate) choices: Option<Vec<ChunkChoice>>,
+    pub(crate) usage: Option<WireUsage>,
+    pub(crate) error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChunkChoice {
+    pub(crate) index: Option<u32>,
+    pub(crate) delta: Option<Delta>,
+    pub(crate) finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Delta {
+    pub(crate) content: Option<String>,
+    pub(crate) tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ToolCallDelta {
+    pub(crate) index: Option<usize>,
+    pub(crate) id: Option<String>,
+    pub(crate) function: Option<FunctionPart>,
+}
+
+/// A function call or a fragment of one. `arguments` is normally a string; some servers send
+/// a JSON object, which is kept as its JSON text.
+#[derive(Debug, Deserialize)]
+pub(crate) struct FunctionPart {
+    pub(crate) name: Option<String>,
+    pub(crate) arguments: Option<Value>,
+}
+
+impl FunctionPart {
+    pub(crate) fn arguments_text(&self) -> Option<String> {
+        match &self.arguments {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => Some(other.to_string()),
+        }
+    }
+}
+
+/// A non-streaming `chat.completion`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Completion {
+    pub(crate) model: Option<String>,
+    pub(crate) choices: Option<Vec<CompletionChoice>>,
+    pub(crate) usage: Option<WireUsage>,
+    pub(crate) error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CompletionChoice {
+    pub(crate) index: Option<u32>,
+    pub(crate) message: Option<CompletionMessage>,
+    pub(crate) finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CompletionMessage {
+    pub(crate) content: Option<Value>,
+    pub(crate) tool_calls: Option<Vec<CompletionToolCall>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CompletionToolCall {
+    pub(crate) id: Option<String>,
+    pub(crate) function: Option<FunctionPart>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireUsage {
+    pub(crate) prompt_tokens: Option<u64>,
+    pub(crate) completion_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// `None` when the object carries neither count.
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        if self.prompt_tokens.is_none() && self.completion_tokens.is_none() {
+            return None;
+        }
+        Some(Usage {
+            input_tokens: self.prompt_tokens.unwrap_or(0),
+            output_tokens: self.completion_tokens.unwrap_or(0),
+        })
+    }
+}
+
+/// A provider's error message from an error body or event: `{"error": {"message"}}`,
+/// `{"error": "text"}`, `{"message"}` or `{"detail"}`; other text is tidied as is.
+pub(crate) fn error_message(body: &str) -> String {
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return "(empty body)".to_string();
+    }
+    match serde_json::from_str::<Value>(trimmed) {
+        Ok(value) => error_value_message(&value),
+        Err(_) => crate::text::tidy(trimmed),
+    }
+}
+
+/// The message of an `error` value, or of an object that contains one.
+pub(crate) fn error_value_message(value: &Value) -> String {
+    let error = value.get("error").unwrap_or(value);
+    let text = match error {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(fields) => ["message", "detail", "msg"]
+            .iter()
+            .find_map(|key| fields.get(*key))
+            .map(|found| match found {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            }),
+        _ => None,
+    }
+    .or_else(|| {
+        value
+            .get("detail")
+            .or_else(|| value.get("message"))
+            .map(|found| match found {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+    })
+    .unwrap_or_else(|| value.to_string());
+    crate::text::tidy(&text)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_error_messages() {
+        let cases = [
+            (
+                r#"{"error":{"message":"Rate limit reached","type":"requests"}}"#,
+                "Rate limit reached",
+            ),
+            (r#"{"error":"model not found"}"#, "model not found"),
+            (r#"{"detail":"Not Found"}"#, "Not Found"),
+            (
+                r#"{"detail":[{"loc":["body"],"msg":"bad"}]}"#,
+                r#"[{"loc":["body"],"msg":"bad"}]"#,
+            ),
+            (r#"{"message":"oops"}"#, "oops"),
+            (r#"{"weird":1}"#, r#"{"weird":1}"#),
+            (
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                "502 Bad Gateway",
+            ),
+            ("plain\n text", "plain text"),
+            ("  ", "(empty body)"),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(error_message(body), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn usage_needs_a_count() {
+        let usage: WireUsage = serde_json::from_str(r#"{"prompt_tokens":3}"#).unwrap();
+        assert_eq!(
+            usage.usage(),
+            Some(Usage {
+                input_tokens: 3,
+                output_tokens: 0
+            })
+        );
+        let empty: WireUsage = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.usage(), None);
+    }
+}
