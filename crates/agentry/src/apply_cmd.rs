@@ -41,10 +41,7 @@ fn files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let mut out: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("cannot read {}", path.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|e| e == "yaml" || e == "yml")
-            })
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
             .collect();
         out.sort();
         Ok(out)
@@ -121,8 +118,7 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Data goes to stdout (the binary, not a library, so printing is allowed here).
-#[allow(clippy::print_stdout)]
+/// Data goes to stdout.
 pub fn print_stdout(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -153,7 +149,11 @@ mod tests {
     fn syntax_errors_name_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.yaml");
-        std::fs::write(&file, "apiVersion: agentry/v1\nkind: Agent\nmetadata: {name: a\nspec: {}\n").unwrap();
+        std::fs::write(
+            &file,
+            "apiVersion: agentry/v1\nkind: Agent\nmetadata: {name: a\nspec: {}\n",
+        )
+        .unwrap();
         let err = read_resources(&file).err().unwrap().to_string();
         assert!(err.contains("line"), "{err}");
     }

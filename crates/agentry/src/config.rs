@@ -60,7 +60,6 @@ impl Default for Config {
     }
 }
 
-
 impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -73,17 +72,21 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("agentry.toml")),
         }
-        figment = figment.merge(
-            Env::prefixed("AGENTRY_")
-                .split("__")
-                .ignore(&["ADMIN_TOKEN", "MASTER_KEY", "TOKEN", "URL", "CONFIG", "LOG", "TEST_DATABASE_URL"]),
-        );
+        figment = figment.merge(Env::prefixed("AGENTRY_").split("__").ignore(&[
+            "ADMIN_TOKEN",
+            "MASTER_KEY",
+            "TOKEN",
+            "URL",
+            "CONFIG",
+            "LOG",
+            "TEST_DATABASE_URL",
+        ]));
         Ok(figment.extract()?)
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("agentry.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("agentry.db").display()))
     }
 }

@@ -4,6 +4,9 @@
 //!
 //! Output rules: data goes to stdout, everything else (progress, logs, hints) to stderr.
 
+// The command line is the one place where printing is the job (libraries must not print).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod apply_cmd;
 mod bench;
 mod client;
@@ -17,7 +20,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "agentry", version, about = "A self-hosted AI agent platform in one binary")]
+#[command(
+    name = "agentry",
+    version,
+    about = "A self-hosted AI agent platform in one binary"
+)]
 struct Cli {
     /// Configuration file (default: ./agentry.toml when present).
     #[arg(long, global = true, env = "AGENTRY_CONFIG")]
@@ -106,7 +113,9 @@ async fn fake_llm(host: &str, port: u16) -> anyhow::Result<ExitCode> {
         "hint: register it with  curl -X POST $AGENTRY_URL/api/v1/providers -H \"Authorization: Bearer $AGENTRY_TOKEN\" -H 'Content-Type: application/json' -d '{{\"name\":\"fake\",\"kind\":\"openai\",\"base_url\":\"{}\"}}'",
         handle.base_url()
     );
-    eprintln!("hint: models: any name echoes; 'tool-loop-3' calls the calculator 3 times; add '+latency=200' to slow it down");
+    eprintln!(
+        "hint: models: any name echoes; 'tool-loop-3' calls the calculator 3 times; add '+latency=200' to slow it down"
+    );
     serve::shutdown_signal().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -44,11 +44,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let run = client
         .json(
             client
-                .request(reqwest::Method::POST, &format!("/agents/{}/runs", args.agent))
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/agents/{}/runs", args.agent),
+                )
                 .json(&body),
         )
         .await?;
-    let id = run["id"].as_str().context("the server returned no run id")?.to_string();
+    let id = run["id"]
+        .as_str()
+        .context("the server returned no run id")?
+        .to_string();
     eprintln!("run {id}");
     follow(&client, &id).await
 }

@@ -32,17 +32,15 @@ pub struct MigrateArgs {
 
 async fn open_database(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!("cannot create the data directory {}", config.data_dir.display())
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
     })?;
     let url = config.database_url();
     Db::connect(&url, config.database_max_connections)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                agentry_store_redacted(&url)
-            )
-        })
+        .with_context(|| format!("cannot open the database {}", agentry_store_redacted(&url)))
 }
 
 fn agentry_store_redacted(url: &str) -> String {

@@ -4,7 +4,9 @@
 //! Streaming text is buffered and stored as `message.delta` events every [`DELTA_FLUSH`], so a
 //! reader sees text live while the database sees a handful of writes per model call.
 
-use crate::journal::{JournalEntry, NextAction, PendingCall, journal_messages, next_action, window_history};
+use crate::journal::{
+    JournalEntry, NextAction, PendingCall, journal_messages, next_action, window_history,
+};
 use crate::platform::Platform;
 use agentry_core::ErrorCode;
 use agentry_core::agent::{AgentSpec, split_model};
@@ -157,8 +159,13 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
         tracing::info!(run_id = %run.id, attempt = job.attempts, "resuming run from its journal");
     }
 
-    let Some(spec) =
-        agents::get_version(&platform.db, scope, AgentId(run.agent_id), run.agent_version).await?
+    let Some(spec) = agents::get_version(
+        &platform.db,
+        scope,
+        AgentId(run.agent_id),
+        run.agent_version,
+    )
+    .await?
     else {
         exec.fail(
             ErrorCode::AgentUnavailable,
@@ -209,9 +216,14 @@ async fn base_messages(
     }
     if let Some(thread) = &run.thread_id {
         let window = platform.config.thread_window;
-        let earlier =
-            runs::thread_runs(&platform.db, run.scope(), thread, RunId(run.id), window as u64)
-                .await?;
+        let earlier = runs::thread_runs(
+            &platform.db,
+            run.scope(),
+            thread,
+            RunId(run.id),
+            window as u64,
+        )
+        .await?;
         let mut history = Vec::new();
         for prior in earlier {
             history.extend(input_messages(&prior));
@@ -295,8 +307,11 @@ async fn call_model(
     step: i64,
 ) -> Result<bool, ExecError> {
     let Some((provider, model_name)) = split_model(&spec.model) else {
-        exec.fail(ErrorCode::AgentUnavailable, format!("invalid model '{}'", spec.model))
-            .await?;
+        exec.fail(
+            ErrorCode::AgentUnavailable,
+            format!("invalid model '{}'", spec.model),
+        )
+        .await?;
         return Ok(false);
     };
     let model = match exec.platform.chat_model(exec.scope.org(), provider).await {
@@ -357,8 +372,10 @@ async fn call_model(
     };
     metrics::counter!("agentry_model_calls_total", "provider" => provider.to_string(), "outcome" => "ok").increment(1);
     let usage = response.usage.unwrap_or_default();
-    metrics::counter!("agentry_model_tokens_total", "direction" => "input").increment(usage.input_tokens);
-    metrics::counter!("agentry_model_tokens_total", "direction" => "output").increment(usage.output_tokens);
+    metrics::counter!("agentry_model_tokens_total", "direction" => "input")
+        .increment(usage.input_tokens);
+    metrics::counter!("agentry_model_tokens_total", "direction" => "output")
+        .increment(usage.output_tokens);
     exec.usage.add(usage);
     let record = StepRecord::Llm {
         model: response.model.clone(),
@@ -479,11 +496,13 @@ async fn run_tools(
         let step_row = NewStep {
             idx: p.step,
             kind: "tool",
-            record: serde_json::to_value(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            record: serde_json::to_value(&record)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             started_at,
             ended_at: Utc::now(),
         };
-        exec.commit(vec![step_row], vec![ev], RunChange::None).await?;
+        exec.commit(vec![step_row], vec![ev], RunChange::None)
+            .await?;
         exec.journal.push(JournalEntry {
             step: p.step,
             record,

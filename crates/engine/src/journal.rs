@@ -7,19 +7,28 @@
 //! owns indexes `i+1 ..= i+n` for their results (in call order, even though they run
 //! concurrently and commit in any order), and the next model step is `i+n+1`.
 
+use agentry_core::ErrorCode;
 use agentry_core::chat::{Message, Role, ToolCall};
 use agentry_core::run::StepRecord;
-use agentry_core::ErrorCode;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NextAction {
     /// Ask the model; record the reply at `step`.
-    CallModel { step: i64 },
+    CallModel {
+        step: i64,
+    },
     /// Run these tool calls (those of the model step not yet recorded).
-    RunTools { calls: Vec<PendingCall> },
+    RunTools {
+        calls: Vec<PendingCall>,
+    },
     /// The model answered without tool calls.
-    Complete { output: String },
-    Fail { code: ErrorCode, message: String },
+    Complete {
+        output: String,
+    },
+    Fail {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,8 +124,10 @@ pub fn journal_messages(journal: &[JournalEntry]) -> Vec<Message> {
                 ..
             } => {
                 let content = match (result, error) {
-                    (_, Some(err)) => serde_json::json!({"error": {"code": err.code, "message": err.message}})
-                        .to_string(),
+                    (_, Some(err)) => {
+                        serde_json::json!({"error": {"code": err.code, "message": err.message}})
+                            .to_string()
+                    }
                     (Some(value), None) => value.to_string(),
                     (None, None) => "null".to_string(),
                 };
@@ -241,7 +252,13 @@ mod tests {
         let msgs = journal_messages(&j);
         assert_eq!(msgs[0].role, Role::Assistant);
         assert_eq!(msgs[1].role, Role::Tool);
-        assert!(msgs[1].content.as_deref().unwrap_or("").contains("invalid_arguments"));
+        assert!(
+            msgs[1]
+                .content
+                .as_deref()
+                .unwrap_or("")
+                .contains("invalid_arguments")
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ pub(crate) fn provider_aad(org_id: uuid::Uuid, provider_id: uuid::Uuid) -> Vec<u
 }
 
 impl Platform {
-    async fn resolve_provider(&self, scope: OrgScope, name: &str) -> ServiceResult<ResolvedProvider> {
+    async fn resolve_provider(
+        &self,
+        scope: OrgScope,
+        name: &str,
+    ) -> ServiceResult<ResolvedProvider> {
         if let Some(row) = agentry_store::providers::get(&self.db, scope, name).await? {
             let api_key = match &row.api_key_encrypted {
                 Some(enc) => Some(

@@ -137,7 +137,10 @@ async fn drain(platform: &Arc<Platform>, mut running: JoinSet<()>, mut leases: H
         }
     }
     if !leases.is_empty() {
-        tracing::info!(count = leases.len(), "released unfinished runs for another worker");
+        tracing::info!(
+            count = leases.len(),
+            "released unfinished runs for another worker"
+        );
     }
 }
 

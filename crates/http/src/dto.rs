@@ -79,7 +79,9 @@ impl From<AgentInput> for agentry_core::agent::AgentSpec {
             instructions: a.instructions,
             model: a.model,
             tools: a.tools,
-            max_steps: a.max_steps.unwrap_or(agentry_core::agent::DEFAULT_MAX_STEPS),
+            max_steps: a
+                .max_steps
+                .unwrap_or(agentry_core::agent::DEFAULT_MAX_STEPS),
             temperature: a.temperature,
         }
     }

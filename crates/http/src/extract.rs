@@ -32,9 +32,10 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => {
-            ApiError::new(ErrorCode::ValidationFailed, clean_serde_message(&e.body_text()))
-        }
+        JsonRejection::JsonDataError(e) => ApiError::new(
+            ErrorCode::ValidationFailed,
+            clean_serde_message(&e.body_text()),
+        ),
         JsonRejection::JsonSyntaxError(e) => {
             ApiError::new(ErrorCode::InvalidJson, clean_serde_message(&e.body_text()))
         }

@@ -36,8 +36,8 @@ pub fn install_metrics() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    5.0, 10.0, 30.0, 60.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0,
                 ])
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| {
@@ -57,10 +57,7 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = openapi::api_router().split_for_parts();
     Router::new()
         .nest("/api/v1", api.fallback(middleware::api_not_found))
-        .route(
-            "/api/v1/openapi.json",
-            axum::routing::get(openapi::serve),
-        )
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .route("/healthz", axum::routing::get(routes::system::healthz))
         .route("/readyz", axum::routing::get(routes::system::readyz))
         .route("/metrics", axum::routing::get(routes::system::metrics))

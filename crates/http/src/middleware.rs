@@ -48,7 +48,8 @@ pub async fn api_not_found() -> ApiError {
 
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
     tracing::error!("a request handler panicked");
-    let mut response = ApiError::new(ErrorCode::Internal, "an internal error occurred").into_response();
+    let mut response =
+        ApiError::new(ErrorCode::Internal, "an internal error occurred").into_response();
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
 }

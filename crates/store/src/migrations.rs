@@ -20,11 +20,15 @@ pub(crate) fn count() -> usize {
 }
 
 enum Ddl {
-    Table(TableCreateStatement),
-    Index(IndexCreateStatement),
+    Table(Box<TableCreateStatement>),
+    Index(Box<IndexCreateStatement>),
 }
 
 impl Ddl {
+    fn table(t: TableCreateStatement) -> Ddl {
+        Ddl::Table(Box::new(t))
+    }
+
     fn render(&self, dialect: Dialect) -> String {
         match (self, dialect) {
             (Ddl::Table(t), Dialect::Sqlite) => t.to_string(SqliteQueryBuilder),
@@ -96,19 +100,19 @@ fn index(name: &str, table: &str, columns: &[&str]) -> Ddl {
     for c in columns {
         i.col(c.to_string());
     }
-    Ddl::Index(i.to_owned())
+    Ddl::Index(Box::new(i.to_owned()))
 }
 
 fn unique(name: &str, table: &str, columns: &[&str]) -> Ddl {
     match index(name, table, columns) {
-        Ddl::Index(mut i) => Ddl::Index(i.unique().to_owned()),
+        Ddl::Index(mut i) => Ddl::Index(Box::new(i.unique().to_owned())),
         other => other,
     }
 }
 
 fn foundation() -> Vec<Ddl> {
     vec![
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("orgs")
                 .col(id("id").primary_key())
@@ -116,7 +120,7 @@ fn foundation() -> Vec<Ddl> {
                 .col(time("created_at"))
                 .to_owned(),
         ),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("workspaces")
                 .col(id("id").primary_key())
@@ -126,7 +130,7 @@ fn foundation() -> Vec<Ddl> {
                 .to_owned(),
         ),
         index("workspaces_org", "workspaces", &["org_id"]),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("api_keys")
                 .col(id("id").primary_key())
@@ -143,7 +147,7 @@ fn foundation() -> Vec<Ddl> {
         ),
         unique("api_keys_hash", "api_keys", &["key_hash"]),
         index("api_keys_org", "api_keys", &["org_id"]),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("providers")
                 .col(id("id").primary_key())
@@ -157,7 +161,7 @@ fn foundation() -> Vec<Ddl> {
                 .to_owned(),
         ),
         unique("providers_org_name", "providers", &["org_id", "name"]),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("agents")
                 .col(id("id").primary_key())
@@ -170,7 +174,7 @@ fn foundation() -> Vec<Ddl> {
                 .to_owned(),
         ),
         unique("agents_workspace_slug", "agents", &["workspace_id", "slug"]),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("agent_versions")
                 .col(id("agent_id"))
@@ -182,7 +186,7 @@ fn foundation() -> Vec<Ddl> {
                 .primary_key(Index::create().col("agent_id").col("version"))
                 .to_owned(),
         ),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("runs")
                 .col(id("id").primary_key())
@@ -213,7 +217,7 @@ fn foundation() -> Vec<Ddl> {
             "runs",
             &["workspace_id", "idempotency_key"],
         ),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("run_steps")
                 .col(id("run_id"))
@@ -226,7 +230,7 @@ fn foundation() -> Vec<Ddl> {
                 .primary_key(Index::create().col("run_id").col("idx"))
                 .to_owned(),
         ),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("run_events")
                 .col(id("run_id"))
@@ -238,7 +242,7 @@ fn foundation() -> Vec<Ddl> {
                 .primary_key(Index::create().col("run_id").col("seq"))
                 .to_owned(),
         ),
-        Ddl::Table(
+        Ddl::table(
             Table::create()
                 .table("jobs")
                 .col(id("id").primary_key())

@@ -1,5 +1,8 @@
 //! Repository tests on SQLite, and on PostgreSQL when AGENTRY_TEST_DATABASE_URL is set.
 
+// Test helpers panic on failure and say what they skipped.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
 use agentry_core::agent::AgentSpec;
 use agentry_core::run::RunStatus;
 use agentry_store::runs::{self, Commit, CreateOutcome, NewEvent, NewRun, NewStep, RunChange};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calculator_agent_answers_with_a_traced_tool_call() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -40,7 +40,10 @@ async fn calculator_agent_answers_with_a_traced_tool_call() {
     let run_tokens = run["usage"]["input_tokens"].as_u64().unwrap()
         + run["usage"]["output_tokens"].as_u64().unwrap();
     assert!(run_tokens > 0);
-    assert_eq!(step_tokens, run_tokens, "run usage is the sum of its model calls");
+    assert_eq!(
+        step_tokens, run_tokens,
+        "run usage is the sum of its model calls"
+    );
     for s in steps {
         assert!(s["duration_ms"].as_i64().unwrap() >= 0);
     }
@@ -51,11 +54,14 @@ async fn calculator_agent_answers_with_a_traced_tool_call() {
         requests[0].authorization.as_deref(),
         Some("Bearer sk-fake-provider-key")
     );
-    assert_eq!(requests[0].body["tools"][0]["function"]["name"], "calculator");
+    assert_eq!(
+        requests[0].body["tools"][0]["function"]["name"],
+        "calculator"
+    );
     assert_eq!(requests[0].body["messages"][0]["role"], "system");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_record_the_agent_version_they_used() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -78,7 +84,7 @@ async fn runs_record_the_agent_version_they_used() {
     assert_eq!(run2["output"], "You said: two");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tool_arguments_and_unknown_tools_become_errors_the_model_sees() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -117,10 +123,15 @@ async fn bad_tool_arguments_and_unknown_tools_become_errors_the_model_sees() {
         .filter(|m| m["role"] == "tool")
         .collect();
     assert_eq!(tool_msgs.len(), 3);
-    assert!(tool_msgs[1]["content"].as_str().unwrap().contains("unknown_tool"));
+    assert!(
+        tool_msgs[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("unknown_tool")
+    );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_failures_retry_then_fail_the_run_with_a_recorded_reason() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -174,7 +185,7 @@ async fn provider_failures_retry_then_fail_the_run_with_a_recorded_reason() {
     assert_eq!(app.get("/healthz").await.status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_steps_stops_a_looping_agent() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -192,7 +203,7 @@ async fn max_steps_stops_a_looping_agent() {
     assert_eq!(app.fake.requests().len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn threads_carry_earlier_turns() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -220,7 +231,13 @@ async fn threads_carry_earlier_turns() {
         .collect();
     assert!(contents.iter().any(|c| c == "what is 2+3?"), "{contents:?}");
     assert!(contents.iter().any(|c| c.contains("The answer is")));
-    assert!(last["messages"].as_array().unwrap().iter().any(|m| m["role"] == "tool"));
+    assert!(
+        last["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "tool")
+    );
     // Another thread sees none of it.
     let r = app
         .post(
@@ -236,7 +253,7 @@ async fn threads_carry_earlier_turns() {
     assert_eq!(r.body["data"].as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_returns_the_same_run() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -261,18 +278,23 @@ async fn idempotency_key_returns_the_same_run() {
     assert_eq!(runs.body["data"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_a_slow_run_and_lists_paginate() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
-    app.create_agent("slow", "tool-loop-3+latency=400", &["calculator"]).await;
+    app.create_agent("slow", "tool-loop-3+latency=400", &["calculator"])
+        .await;
     let id = app.start_run("slow", json!("go")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = app.post(&format!("/api/v1/runs/{id}/cancel"), json!({})).await;
+    let r = app
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let run = app.wait_run(&id, WAIT).await;
     assert_eq!(run["status"], "cancelled");
-    let again = app.post(&format!("/api/v1/runs/{id}/cancel"), json!({})).await;
+    let again = app
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(again.status, 409);
     assert_eq!(again.body["error"]["code"], "run_not_cancellable");
 
@@ -283,7 +305,9 @@ async fn cancel_stops_a_slow_run_and_lists_paginate() {
     let page1 = app.get("/api/v1/runs?agent=fast&limit=3").await;
     assert_eq!(page1.body["data"].as_array().unwrap().len(), 3);
     let cursor = page1.body["next_cursor"].as_str().unwrap().to_string();
-    let page2 = app.get(&format!("/api/v1/runs?agent=fast&limit=3&cursor={cursor}")).await;
+    let page2 = app
+        .get(&format!("/api/v1/runs?agent=fast&limit=3&cursor={cursor}"))
+        .await;
     assert_eq!(page2.body["data"].as_array().unwrap().len(), 2);
     let ids: std::collections::HashSet<_> = page1.body["data"]
         .as_array()

@@ -10,32 +10,49 @@ fn assert_error(body: &Value, code: &str) {
         "{body:?}"
     );
     assert!(
-        !body["error"]["request_id"].as_str().unwrap_or("").is_empty(),
+        !body["error"]["request_id"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
         "{body:?}"
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_is_required_everywhere() {
     let app = TestApp::spawn().await;
-    for path in ["/api/v1/agents", "/api/v1/runs", "/api/v1/providers", "/api/v1/api-keys"] {
+    for path in [
+        "/api/v1/agents",
+        "/api/v1/runs",
+        "/api/v1/providers",
+        "/api/v1/api-keys",
+    ] {
         let r = app.send(app.http.get(app.url(path))).await;
         assert_eq!(r.status, 401, "{path}");
         assert_error(&r.body, "unauthorized");
         let r = app
-            .send(app.http.get(app.url(path)).bearer_auth("agt_not_a_real_key"))
+            .send(
+                app.http
+                    .get(app.url(path))
+                    .bearer_auth("agt_not_a_real_key"),
+            )
             .await;
         assert_eq!(r.status, 401, "{path}");
     }
     // Path variants never reach a handler.
-    for path in ["/API/V1/agents", "//api/v1/agents", "/api/v1/agents/", "/api/v1/%2e%2e/agents"] {
+    for path in [
+        "/API/V1/agents",
+        "//api/v1/agents",
+        "/api/v1/agents/",
+        "/api/v1/%2e%2e/agents",
+    ] {
         let r = app.send(app.http.get(app.url(path))).await;
         assert!(r.status == 404 || r.status == 401, "{path}: {}", r.status);
         assert_ne!(r.status, 200);
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_precise_errors() {
     let app = TestApp::spawn().await;
     let raw = |body: &'static str| {
@@ -54,11 +71,21 @@ async fn malformed_bodies_get_precise_errors() {
     let r = raw(r#"{"slug": 5, "name": "x", "model": "a/b"}"#).await;
     assert_eq!(r.status, 422);
     assert_error(&r.body, "validation_failed");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("slug"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("slug")
+    );
 
     let r = raw(r#"{"slug": "a", "name": "x", "model": "a/b", "colour": "red"}"#).await;
     assert_eq!(r.status, 422);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("colour"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour")
+    );
 
     let r = app
         .send(
@@ -88,16 +115,25 @@ async fn malformed_bodies_get_precise_errors() {
     let r = app.get("/api/v1/nothing-here").await;
     assert_eq!(r.status, 404);
     assert_error(&r.body, "route_not_found");
-    let r = app.send(app.http.patch(app.url("/api/v1/agents")).bearer_auth(&app.token)).await;
+    let r = app
+        .send(
+            app.http
+                .patch(app.url("/api/v1/agents"))
+                .bearer_auth(&app.token),
+        )
+        .await;
     assert_eq!(r.status, 405);
     assert_error(&r.body, "method_not_allowed");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_validation_names_what_exists() {
     let app = TestApp::spawn().await;
     let r = app
-        .post("/api/v1/agents", json!({"slug": "a", "name": "A", "model": "nope/m"}))
+        .post(
+            "/api/v1/agents",
+            json!({"slug": "a", "name": "A", "model": "nope/m"}),
+        )
         .await;
     assert_eq!(r.status, 422);
     assert_error(&r.body, "unknown_provider");
@@ -111,11 +147,19 @@ async fn agent_validation_names_what_exists() {
     assert_eq!(r.status, 422);
     assert_error(&r.body, "unknown_tool");
     let message = r.body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("shell") && message.contains("calculator") && message.contains("current_time"), "{message}");
+    assert!(
+        message.contains("shell")
+            && message.contains("calculator")
+            && message.contains("current_time"),
+        "{message}"
+    );
     assert_eq!(r.body["error"]["details"]["unknown"], json!(["shell"]));
 
     let r = app
-        .post("/api/v1/agents", json!({"slug": "Bad Slug!", "name": "", "model": "fake", "max_steps": 0}))
+        .post(
+            "/api/v1/agents",
+            json!({"slug": "Bad Slug!", "name": "", "model": "fake", "max_steps": 0}),
+        )
         .await;
     assert_eq!(r.status, 422);
     let fields: Vec<&str> = r.body["error"]["details"]["fields"]
@@ -128,7 +172,10 @@ async fn agent_validation_names_what_exists() {
 
     app.create_agent("a", "m", &[]).await;
     let r = app
-        .post("/api/v1/agents", json!({"slug": "a", "name": "A", "model": "fake/m"}))
+        .post(
+            "/api/v1/agents",
+            json!({"slug": "a", "name": "A", "model": "fake/m"}),
+        )
         .await;
     assert_eq!(r.status, 409);
     assert_error(&r.body, "agent_exists");
@@ -136,18 +183,22 @@ async fn agent_validation_names_what_exists() {
     let r = app.get("/api/v1/agents/missing").await;
     assert_eq!(r.status, 404);
     assert_error(&r.body, "agent_not_found");
-    let r = app.post("/api/v1/agents/missing/runs", json!({"input": "x"})).await;
+    let r = app
+        .post("/api/v1/agents/missing/runs", json!({"input": "x"}))
+        .await;
     assert_eq!(r.status, 404);
     let r = app.get("/api/v1/runs/not-a-uuid").await;
     assert_eq!(r.status, 404);
     assert_error(&r.body, "run_not_found");
-    let r = app.post("/api/v1/agents/a/runs", json!({"input": ""})).await;
+    let r = app
+        .post("/api/v1/agents/a/runs", json!({"input": ""}))
+        .await;
     assert_eq!(r.status, 422);
     let r = app.post("/api/v1/agents/a/runs", json!({"input": 5})).await;
     assert_eq!(r.status, 422);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_keys_are_never_returned_and_other_orgs_see_nothing() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -157,18 +208,25 @@ async fn provider_keys_are_never_returned_and_other_orgs_see_nothing() {
     let listing = app.get("/api/v1/providers").await;
     assert!(!listing.body.to_string().contains("sk-fake-provider-key"));
     let r = app
-        .post("/api/v1/providers", json!({"name": "fake", "kind": "openai", "base_url": "http://x/v1"}))
+        .post(
+            "/api/v1/providers",
+            json!({"name": "fake", "kind": "openai", "base_url": "http://x/v1"}),
+        )
         .await;
     assert_eq!(r.status, 409);
     assert_error(&r.body, "provider_exists");
     let r = app
-        .post("/api/v1/providers", json!({"name": "p2", "kind": "anthropic-ish", "base_url": "ftp://x"}))
+        .post(
+            "/api/v1/providers",
+            json!({"name": "p2", "kind": "anthropic-ish", "base_url": "ftp://x"}),
+        )
         .await;
     assert_eq!(r.status, 422);
 
     app.create_agent("mine", "echo", &[]).await;
     let run_id = app.start_run("mine", json!("hello")).await;
-    app.wait_run(&run_id, std::time::Duration::from_secs(30)).await;
+    app.wait_run(&run_id, std::time::Duration::from_secs(30))
+        .await;
 
     let other = app.as_token(&app.other_org_key().await);
     for path in [
@@ -180,22 +238,29 @@ async fn provider_keys_are_never_returned_and_other_orgs_see_nothing() {
         let r = other.get(&path).await;
         assert_eq!(r.status, 404, "{path}: {:?}", r.body);
     }
-    let r = other.post(&format!("/api/v1/runs/{run_id}/cancel"), json!({})).await;
+    let r = other
+        .post(&format!("/api/v1/runs/{run_id}/cancel"), json!({}))
+        .await;
     assert_eq!(r.status, 404);
-    let r = other.post("/api/v1/agents/mine/runs", json!({"input": "x"})).await;
+    let r = other
+        .post("/api/v1/agents/mine/runs", json!({"input": "x"}))
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(other.get("/api/v1/runs").await.body["data"], json!([]));
     assert_eq!(other.get("/api/v1/agents").await.body["data"], json!([]));
     // The other org can use the same names without conflict.
     let r = other
-        .post("/api/v1/providers", json!({"name": "fake", "kind": "openai", "base_url": app.fake.base_url()}))
+        .post(
+            "/api/v1/providers",
+            json!({"name": "fake", "kind": "openai", "base_url": app.fake.base_url()}),
+        )
         .await;
     assert_eq!(r.status, 201);
     // The provider key never reaches the logs either.
     assert!(!app.server.log_text().contains("sk-fake-provider-key"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_are_shown_once_and_revocation_is_immediate() {
     let app = TestApp::spawn().await;
     let r = app.post("/api/v1/api-keys", json!({"name": "ci"})).await;
@@ -207,6 +272,9 @@ async fn api_keys_are_shown_once_and_revocation_is_immediate() {
     assert!(!listed.body.to_string().contains(&key));
     let with_key = app.as_token(&key);
     assert_eq!(with_key.get("/api/v1/agents").await.status, 200);
-    assert_eq!(app.delete(&format!("/api/v1/api-keys/{id}")).await.status, 204);
+    assert_eq!(
+        app.delete(&format!("/api/v1/api-keys/{id}")).await.status,
+        204
+    );
     assert_eq!(with_key.get("/api/v1/agents").await.status, 401);
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 /// A side-effect server the agent calls through `http_request`: counts hits per
 /// Idempotency-Key.
-async fn start_counter() -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+type Keys = Arc<std::sync::Mutex<Vec<String>>>;
+
+async fn start_counter() -> (String, Arc<AtomicUsize>, Keys) {
     let hits = Arc::new(AtomicUsize::new(0));
     let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
     let state = (hits.clone(), keys.clone());
@@ -19,7 +21,7 @@ async fn start_counter() -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<
         .route(
             "/effect",
             axum::routing::post(
-                |State((hits, keys)): State<(Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>)>,
+                |State((hits, keys)): State<(Arc<AtomicUsize>, Keys)>,
                  headers: axum::http::HeaderMap| async move {
                     hits.fetch_add(1, Ordering::SeqCst);
                     if let Some(k) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
@@ -39,18 +41,15 @@ async fn start_counter() -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<
 }
 
 async fn steps_of(app: &TestApp, id: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/runs/{id}"))
-        .await
-        .body["steps"]
+    app.get(&format!("/api/v1/runs/{id}")).await.body["steps"]
         .as_array()
         .cloned()
         .unwrap_or_default()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_run_resumes_without_repeating_recorded_calls() {
-    let mut app =
-        TestApp::spawn_with(&[("AGENTRY_HTTP_ALLOW_HOSTS", "[\"127.0.0.1\"]")]).await;
+    let mut app = TestApp::spawn_with(&[("AGENTRY_HTTP_ALLOW_HOSTS", "[\"127.0.0.1\"]")]).await;
     let (effect_url, hits, keys) = start_counter().await;
     app.create_fake_provider().await;
     app.create_agent("pay", "durable", &["http_request"]).await;
@@ -72,7 +71,11 @@ async fn sigkill_mid_run_resumes_without_repeating_recorded_calls() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.fake.requests().len(), 2, "the second model call is in flight");
+    assert_eq!(
+        app.fake.requests().len(),
+        2,
+        "the second model call is in flight"
+    );
     app.server.kill();
     app.server.restart();
 
@@ -84,7 +87,13 @@ async fn sigkill_mid_run_resumes_without_repeating_recorded_calls() {
     let requests = app.fake.requests();
     let first_calls = requests
         .iter()
-        .filter(|r| !r.body["messages"].as_array().unwrap().iter().any(|m| m["role"] == "tool"))
+        .filter(|r| {
+            !r.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["role"] == "tool")
+        })
         .count();
     assert_eq!(first_calls, 1, "the journaled model call was repeated");
     // Only the call in flight at the crash was sent again.
@@ -101,11 +110,12 @@ async fn sigkill_mid_run_resumes_without_repeating_recorded_calls() {
     assert!(events.iter().any(|e| e.event == "message.reset"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_run_and_a_restart_finishes_it() {
     let mut app = TestApp::spawn().await;
     app.create_fake_provider().await;
-    app.create_agent("loop", "tool-loop-3+latency=700", &["calculator"]).await;
+    app.create_agent("loop", "tool-loop-3+latency=700", &["calculator"])
+        .await;
     let id = app.start_run("loop", json!("go")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = app.server.terminate();
@@ -119,7 +129,7 @@ async fn sigterm_releases_the_run_and_a_restart_finishes_it() {
     assert_eq!(steps.len(), 7);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_postgres_database_run_each_run_exactly_once() {
     let app = TestApp::spawn().await;
     if !app.server.storage.is_postgres() {
@@ -137,22 +147,26 @@ async fn two_servers_on_one_postgres_database_run_each_run_exactly_once() {
     let mut ids = Vec::new();
     for i in 0..50 {
         let target = if i % 2 == 0 { &app } else { &other };
-        ids.push(target.start_run("echo", json!(format!("message {i}"))).await);
+        ids.push(
+            target
+                .start_run("echo", json!(format!("message {i}")))
+                .await,
+        );
     }
     for id in &ids {
         let run = app.wait_run(id, Duration::from_secs(60)).await;
         assert_eq!(run["status"], "completed");
     }
     let requests = app.fake.requests();
-    assert_eq!(requests.len(), 50, "every run called the model exactly once");
+    assert_eq!(
+        requests.len(),
+        50,
+        "every run called the model exactly once"
+    );
     let mut inputs: Vec<String> = requests
         .iter()
         .map(|r| {
-            r.body["messages"]
-                .as_array()
-                .unwrap()
-                .last()
-                .unwrap()["content"]
+            r.body["messages"].as_array().unwrap().last().unwrap()["content"]
                 .as_str()
                 .unwrap()
                 .to_string()

@@ -51,7 +51,10 @@ async fn fresh_pg_database(admin_url: &str) -> String {
         .execute(&mut conn)
         .await
         .expect("create test database");
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(admin_url);
     format!("{base}/{name}")
 }
 
@@ -134,10 +137,6 @@ impl Server {
             }
         }
         self.child = Some(child);
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -289,7 +288,10 @@ impl TestApp {
     /// Starts a run and returns its id.
     pub async fn start_run(&self, slug: &str, input: Value) -> String {
         let r = self
-            .post(&format!("/api/v1/agents/{slug}/runs"), json!({"input": input}))
+            .post(
+                &format!("/api/v1/agents/{slug}/runs"),
+                json!({"input": input}),
+            )
             .await;
         assert_eq!(r.status, 202, "{:?}", r.body);
         r.body["id"].as_str().expect("id").to_string()
@@ -320,7 +322,12 @@ impl TestApp {
     }
 
     /// Reads a run's SSE stream until it closes (or `max_events` were read).
-    pub async fn events(&self, id: &str, last_event_id: Option<i64>, max_events: usize) -> Vec<Sse> {
+    pub async fn events(
+        &self,
+        id: &str,
+        last_event_id: Option<i64>,
+        max_events: usize,
+    ) -> Vec<Sse> {
         use futures_util::StreamExt;
         let mut req = self
             .http
@@ -368,7 +375,9 @@ impl TestApp {
         let db = agentry_store::Db::connect(&self.server.storage.database_url, 2)
             .await
             .expect("db");
-        let scope = agentry_store::orgs::create_org(&db, "other").await.expect("org");
+        let scope = agentry_store::orgs::create_org(&db, "other")
+            .await
+            .expect("org");
         let mut key = [0u8; 32];
         hex_decode(MASTER_KEY, &mut key);
         let secrets = agentry_engine::secrets::Secrets::from_key(key);

@@ -1,6 +1,9 @@
 //! Integration tests: the real `agentry serve` process driven over HTTP. One test binary (link
 //! time on 2 cores); each test starts its own server and fake model server.
 
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
 mod harness;
 
 mod agent_runs;

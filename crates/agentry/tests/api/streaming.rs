@@ -4,7 +4,7 @@ use crate::harness::TestApp;
 use serde_json::json;
 use std::time::Duration;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_run_replays_its_whole_history_and_closes() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
@@ -16,7 +16,12 @@ async fn a_finished_run_replays_its_whole_history_and_closes() {
     assert_eq!(names.first(), Some(&"run.queued"));
     assert_eq!(names.get(1), Some(&"run.started"));
     assert_eq!(names.last(), Some(&"run.completed"));
-    for expected in ["message.delta", "llm.completed", "tool.started", "tool.completed"] {
+    for expected in [
+        "message.delta",
+        "llm.completed",
+        "tool.started",
+        "tool.completed",
+    ] {
         assert!(names.contains(&expected), "{names:?}");
     }
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
@@ -40,12 +45,13 @@ async fn a_finished_run_replays_its_whole_history_and_closes() {
     assert!(rest.is_empty(), "{rest:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_with_last_event_id_loses_and_duplicates_nothing() {
     let app = TestApp::spawn().await;
     app.create_fake_provider().await;
     // A slow streaming model: many deltas spread over time, and three tool calls.
-    app.create_agent("slow", "tool-loop-3+chunk_delay=40", &["calculator"]).await;
+    app.create_agent("slow", "tool-loop-3+chunk_delay=40", &["calculator"])
+        .await;
     let id = app.start_run("slow", json!("go")).await;
     let mut all = Vec::new();
     let mut last = None;
@@ -62,7 +68,11 @@ async fn reconnecting_with_last_event_id_loses_and_duplicates_nothing() {
         }
     }
     let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
-    assert_eq!(ids, (1..=all.len() as i64).collect::<Vec<_>>(), "gaps or duplicates");
+    assert_eq!(
+        ids,
+        (1..=all.len() as i64).collect::<Vec<_>>(),
+        "gaps or duplicates"
+    );
     assert_eq!(all.last().unwrap().event, "run.completed");
     let text: String = all
         .iter()
@@ -70,5 +80,8 @@ async fn reconnecting_with_last_event_id_loses_and_duplicates_nothing() {
         .map(|e| e.data["text"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(text, "done after 3 tool calls");
-    assert_eq!(all.iter().filter(|e| e.event == "tool.completed").count(), 3);
+    assert_eq!(
+        all.iter().filter(|e| e.event == "tool.completed").count(),
+        3
+    );
 }

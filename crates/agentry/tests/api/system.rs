@@ -3,7 +3,7 @@
 use crate::harness::TestApp;
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {
     let app = TestApp::spawn().await;
     let r = app.send(app.http.get(app.url("/healthz"))).await;
@@ -15,7 +15,10 @@ async fn health_readiness_and_metrics() {
     app.create_fake_provider().await;
     app.create_agent("calc", "echo", &["calculator"]).await;
     let r = app
-        .post("/api/v1/agents/calc/runs", json!({"input": "what is 2*2?", "wait": true}))
+        .post(
+            "/api/v1/agents/calc/runs",
+            json!({"input": "what is 2*2?", "wait": true}),
+        )
         .await;
     assert_eq!(r.body["status"], "completed");
     let text = app.send(app.http.get(app.url("/metrics"))).await.body;
@@ -43,10 +46,12 @@ async fn health_readiness_and_metrics() {
     assert_eq!(parsed["request_id"], request_id.as_str());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_document_covers_every_route_and_matches_the_snapshot() {
     let app = TestApp::spawn().await;
-    let r = app.send(app.http.get(app.url("/api/v1/openapi.json"))).await;
+    let r = app
+        .send(app.http.get(app.url("/api/v1/openapi.json")))
+        .await;
     assert_eq!(r.status, 200);
     let doc = r.body;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
@@ -70,7 +75,10 @@ async fn openapi_document_covers_every_route_and_matches_the_snapshot() {
         ("/api-keys/{id}", "delete"),
         ("/apply", "post"),
     ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
     }
     insta::assert_json_snapshot!("openapi", doc);
 }
@@ -81,6 +89,9 @@ fn every_error_code_is_documented() {
         .expect("docs/errors.md");
     for code in agentry_core::ErrorCode::ALL {
         let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
-        assert!(doc.contains(&row), "docs/errors.md lacks the row starting {row}");
+        assert!(
+            doc.contains(&row),
+            "docs/errors.md lacks the row starting {row}"
+        );
     }
 }

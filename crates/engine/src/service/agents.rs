@@ -32,14 +32,18 @@ pub async fn validate_with(
     let unknown: Vec<&String> = spec
         .tools
         .iter()
-        .filter(|t| !known.iter().any(|k| *k == t.as_str()))
+        .filter(|t| !known.contains(&t.as_str()))
         .collect();
     if !unknown.is_empty() {
         return Err(ServiceError::new(
             ErrorCode::UnknownTool,
             format!(
                 "unknown tool(s): {}; available tools: {}",
-                unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 known.join(", ")
             ),
         )

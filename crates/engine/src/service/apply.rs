@@ -68,7 +68,8 @@ struct AgentResourceSpec {
 
 fn resource_error(index: usize, r: &Resource, e: ServiceError) -> ServiceError {
     let message = format!("{} '{}': {}", r.kind, r.metadata.name, e.message);
-    let mut details = serde_json::json!({"resource_index": index, "kind": r.kind, "name": r.metadata.name});
+    let mut details =
+        serde_json::json!({"resource_index": index, "kind": r.kind, "name": r.metadata.name});
     if let Some(d) = e.details {
         details["cause"] = d;
     }
@@ -151,7 +152,10 @@ pub async fn apply(
             }
         }
     }
-    let planned_providers: Vec<String> = provider_inputs.iter().map(|(_, p)| p.name.clone()).collect();
+    let planned_providers: Vec<String> = provider_inputs
+        .iter()
+        .map(|(_, p)| p.name.clone())
+        .collect();
     // A dry run validates every agent first, so a plan never half-applies.
     for (i, spec) in &agent_specs {
         agents::validate_with(platform, scope, spec, &planned_providers)

@@ -7,8 +7,8 @@ use agentry_core::ErrorCode;
 use agentry_core::agent::{FieldError, is_valid_slug};
 use agentry_core::ids::ProviderId;
 use agentry_core::scope::OrgScope;
-use agentry_store::providers::{self, NewProvider, ProviderRow};
 use agentry_store::StoreError;
+use agentry_store::providers::{self, NewProvider, ProviderRow};
 use serde::Deserialize;
 
 pub const KINDS: &[&str] = &["openai"];
@@ -97,7 +97,11 @@ pub async fn create(
     let api_key_encrypted = input
         .api_key
         .as_deref()
-        .map(|k| platform.secrets.encrypt(k, &provider_aad(scope.org_id.0, id.0)))
+        .map(|k| {
+            platform
+                .secrets
+                .encrypt(k, &provider_aad(scope.org_id.0, id.0))
+        })
         .transpose()
         .map_err(|e| ServiceError::internal("encrypting provider key", e))?;
     let row = providers::create(

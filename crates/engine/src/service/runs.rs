@@ -50,9 +50,10 @@ pub async fn start(
         RunInput::Text(t) if t.trim().is_empty() => {
             errors.push(FieldError::new("input", "must not be empty"))
         }
-        RunInput::Messages(m) if m.is_empty() => {
-            errors.push(FieldError::new("input", "must contain at least one message"))
-        }
+        RunInput::Messages(m) if m.is_empty() => errors.push(FieldError::new(
+            "input",
+            "must contain at least one message",
+        )),
         _ => {}
     }
     if let Some(key) = &request.idempotency_key
@@ -136,7 +137,11 @@ pub async fn list(
 }
 
 /// Cancels a queued run at once; asks a running one to stop at its next step.
-pub async fn cancel(platform: &Platform, scope: WorkspaceScope, id: RunId) -> ServiceResult<RunRow> {
+pub async fn cancel(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    id: RunId,
+) -> ServiceResult<RunRow> {
     match runs::request_cancel(&platform.db, scope, id).await? {
         CancelOutcome::Cancelled => {
             platform.notifier.run_events_stored(id.0);

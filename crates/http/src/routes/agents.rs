@@ -20,7 +20,10 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/agents", tag = "agents", responses((status = 200, body = List<AgentOut>)))]
-pub async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<List<AgentOut>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<List<AgentOut>>, ApiError> {
     let data = agents::list(&state.platform, who.scope).await?;
     Ok(Json(List {
         data: data.into_iter().map(AgentOut::from).collect(),
@@ -35,7 +38,9 @@ pub async fn get(
     Auth(who): Auth,
     Path(slug): Path<String>,
 ) -> Result<Json<AgentOut>, ApiError> {
-    Ok(Json(agents::get(&state.platform, who.scope, &slug).await?.into()))
+    Ok(Json(
+        agents::get(&state.platform, who.scope, &slug).await?.into(),
+    ))
 }
 
 /// Replace the agent's definition: writes a new immutable version.

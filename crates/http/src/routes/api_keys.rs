@@ -17,14 +17,23 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<ApiKeyOut>), ApiError> {
     let (row, key) = api_keys::create(&state.platform, who.scope, &body.name).await?;
-    Ok((StatusCode::CREATED, Json(ApiKeyOut::from_row(row, Some(key)))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyOut::from_row(row, Some(key))),
+    ))
 }
 
 #[utoipa::path(get, path = "/api-keys", tag = "api-keys", responses((status = 200, body = List<ApiKeyOut>)))]
-pub async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<List<ApiKeyOut>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<List<ApiKeyOut>>, ApiError> {
     let rows = api_keys::list(&state.platform, who.scope.org()).await?;
     Ok(Json(List {
-        data: rows.into_iter().map(|r| ApiKeyOut::from_row(r, None)).collect(),
+        data: rows
+            .into_iter()
+            .map(|r| ApiKeyOut::from_row(r, None))
+            .collect(),
         next_cursor: None,
     }))
 }
@@ -38,7 +47,10 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = id.parse().map_err(|_| {
-        ApiError::new(ErrorCode::ApiKeyNotFound, format!("no API key with id {id}"))
+        ApiError::new(
+            ErrorCode::ApiKeyNotFound,
+            format!("no API key with id {id}"),
+        )
     })?;
     api_keys::revoke(&state.platform, who.scope.org(), id).await?;
     Ok(StatusCode::NO_CONTENT)

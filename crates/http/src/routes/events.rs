@@ -64,6 +64,8 @@ struct Cursor {
     after: i64,
     wakeups: broadcast::Receiver<uuid::Uuid>,
     finished: bool,
+    /// Set once the run was seen ended; one more read of the store, then the stream closes.
+    drained_after_end: bool,
 }
 
 /// The stream behind both the API and the dashboard's live view.
@@ -82,6 +84,7 @@ pub async fn run_event_stream(
         run,
         after,
         finished: false,
+        drained_after_end: false,
     };
     let stream = futures_util::stream::unfold(cursor, |mut c| async move {
         if c.finished {
@@ -103,7 +106,21 @@ pub async fn run_event_stream(
                     }
                     return Some((futures_util::stream::iter(batch), c));
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    // Nothing new. A run that has ended stored its last event together with
+                    // its final status, so there is nothing left to wait for.
+                    match runs::get(&c.platform, c.scope, c.run).await {
+                        Ok(run) if run.status().is_terminal() => {
+                            if c.drained_after_end {
+                                return None;
+                            }
+                            c.drained_after_end = true;
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "reading run events failed");
                     return None;

@@ -27,7 +27,10 @@ pub async fn create(
 
 /// List the providers the organization can use (its own and the instance's).
 #[utoipa::path(get, path = "/providers", tag = "providers", responses((status = 200, body = List<Provider>)))]
-pub async fn list(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<List<Provider>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Json<List<Provider>>, ApiError> {
     let data = providers::list(&state.platform, who.scope.org()).await?;
     Ok(Json(List {
         data: data.into_iter().map(Provider::from).collect(),
@@ -42,7 +45,11 @@ pub async fn get(
     Auth(who): Auth,
     Path(name): Path<String>,
 ) -> Result<Json<Provider>, ApiError> {
-    Ok(Json(providers::get(&state.platform, who.scope.org(), &name).await?.into()))
+    Ok(Json(
+        providers::get(&state.platform, who.scope.org(), &name)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/providers/{name}", tag = "providers",

@@ -32,7 +32,9 @@ pub async fn create(
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| ApiError::new(ErrorCode::InvalidRequest, "Idempotency-Key must be ASCII"))?
+                .map_err(|_| {
+                    ApiError::new(ErrorCode::InvalidRequest, "Idempotency-Key must be ASCII")
+                })?
                 .to_string(),
         ),
         None => None,
@@ -55,7 +57,11 @@ pub async fn create(
     };
     let ended = row.status().is_terminal();
     let steps = if ended {
-        Some(runs::get_with_steps(&state.platform, who.scope, row.id.into()).await?.1)
+        Some(
+            runs::get_with_steps(&state.platform, who.scope, row.id.into())
+                .await?
+                .1,
+        )
     } else {
         None
     };
@@ -106,14 +112,19 @@ pub async fn list(
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidRequest,
-                format!("unknown status '{s}': use queued, running, completed, failed or cancelled"),
+                format!(
+                    "unknown status '{s}': use queued, running, completed, failed or cancelled"
+                ),
             )
         })?),
         None => None,
     };
     let before = match q.cursor.as_deref() {
         Some(c) => Some(c.parse().map_err(|_| {
-            ApiError::new(ErrorCode::InvalidRequest, "cursor is not one this API returned")
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "cursor is not one this API returned",
+            )
         })?),
         None => None,
     };

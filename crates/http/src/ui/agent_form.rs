@@ -63,8 +63,9 @@ impl AgentFormInput {
         }
     }
 
-    /// Parses the number fields; everything else is the service's to validate.
-    pub fn to_spec(&self) -> Result<AgentSpec, Vec<FieldError>> {
+    /// The spec the form describes, and the number fields that do not parse (replaced by their
+    /// defaults in the spec, so the rest can still be checked and reported in the same round).
+    pub fn to_spec(&self) -> (AgentSpec, Vec<FieldError>) {
         let mut errors = Vec::new();
         let max_steps = if self.max_steps.is_empty() {
             DEFAULT_MAX_STEPS
@@ -77,22 +78,19 @@ impl AgentFormInput {
         let temperature = if self.temperature.is_empty() {
             None
         } else {
-            match self.temperature.parse::<f32>() {
-                Ok(t) => Some(t),
-                Err(_) => {
+            self.temperature
+                .parse::<f32>()
+                .map(Some)
+                .unwrap_or_else(|_| {
                     errors.push(FieldError::new(
                         "temperature",
                         "must be a number such as 0.7, or empty",
                     ));
                     None
-                }
-            }
+                })
         };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
         let description = self.description.trim();
-        Ok(AgentSpec {
+        let spec = AgentSpec {
             slug: self.slug.clone(),
             name: self.name.clone(),
             description: (!description.is_empty()).then(|| description.to_string()),
@@ -101,7 +99,8 @@ impl AgentFormInput {
             tools: self.tools.clone(),
             max_steps,
             temperature,
-        })
+        };
+        (spec, errors)
     }
 }
 

@@ -1,27 +1,21 @@
-//! Agent pages: the list, the create and edit forms, the agent page with its playground, delete.
+//! Managing agents: the list, the create and edit forms, delete.
 
 use super::agent_form::{AgentFormInput, FormErrors, is_form_error, tool_choices};
 use super::form::FormPairs;
 use super::page::{self, Nav};
 use super::session::Session;
-use super::views::{RunSummary, time};
+use super::views::time;
 use crate::AppState;
-use agentry_core::ErrorCode;
-use agentry_core::agent::Agent;
-use agentry_core::run::RunInput;
+use agentry_core::agent::{Agent, AgentSpec};
 use agentry_engine::ServiceError;
 use agentry_engine::service::api_keys::Principal;
-use agentry_engine::service::{agents, providers, runs};
-use agentry_store::runs::RunFilter;
+use agentry_engine::service::{agents, providers};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
 use minijinja::value::Serde;
 use serde::Serialize;
-
-/// How many of an agent's latest runs its page lists.
-const RECENT_RUNS: u64 = 10;
 
 #[derive(Debug, Serialize)]
 struct AgentRow {
@@ -58,16 +52,35 @@ pub async fn list(State(state): State<AppState>, Session(who): Session) -> Respo
 }
 
 pub async fn new_form(State(state): State<AppState>, Session(who): Session) -> Response {
-    form_page(&state, &who, StatusCode::OK, &AgentFormInput::blank(), None, None).await
+    form_page(
+        &state,
+        &who,
+        StatusCode::OK,
+        &AgentFormInput::blank(),
+        None,
+        None,
+    )
+    .await
 }
 
-pub async fn create(State(state): State<AppState>, Session(who): Session, form: FormPairs) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    Session(who): Session,
+    form: FormPairs,
+) -> Response {
     let input = AgentFormInput::from_form(&form, form.get("slug").trim().to_string());
-    let spec = match input.to_spec() {
+    let spec = match checked_spec(&input) {
         Ok(spec) => spec,
         Err(errors) => {
-            let errors = FormErrors::from_fields(&errors);
-            return form_page(&state, &who, StatusCode::UNPROCESSABLE_ENTITY, &input, Some(errors), None).await;
+            return form_page(
+                &state,
+                &who,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &input,
+                Some(errors),
+                None,
+            )
+            .await;
         }
     };
     match agents::create(&state.platform, who.scope, spec).await {
@@ -88,7 +101,15 @@ pub async fn edit_form(
     match agents::get(&state.platform, who.scope, &slug).await {
         Ok(agent) => {
             let input = AgentFormInput::from_agent(&agent);
-            form_page(&state, &who, StatusCode::OK, &input, None, Some(agent.version)).await
+            form_page(
+                &state,
+                &who,
+                StatusCode::OK,
+                &input,
+                None,
+                Some(agent.version),
+            )
+            .await
         }
         Err(e) => page::service_error(e),
     }
@@ -107,11 +128,18 @@ pub async fn update(
     };
     let input = AgentFormInput::from_form(&form, current.spec.slug.clone());
     let editing = Some(current.version);
-    let spec = match input.to_spec() {
+    let spec = match checked_spec(&input) {
         Ok(spec) => spec,
         Err(errors) => {
-            let errors = FormErrors::from_fields(&errors);
-            return form_page(&state, &who, StatusCode::UNPROCESSABLE_ENTITY, &input, Some(errors), editing).await;
+            return form_page(
+                &state,
+                &who,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &input,
+                Some(errors),
+                editing,
+            )
+            .await;
         }
     };
     match agents::update(&state.platform, who.scope, &current.spec.slug, spec).await {
@@ -135,94 +163,6 @@ pub async fn delete(
     }
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    Session(who): Session,
-    Path(slug): Path<String>,
-) -> Response {
-    agent_page(&state, &who, &slug, StatusCode::OK, &Playground::default(), None).await
-}
-
-/// The playground: starts a run with the typed text and opens its page.
-pub async fn start_run(
-    State(state): State<AppState>,
-    Session(who): Session,
-    Path(slug): Path<String>,
-    form: FormPairs,
-) -> Response {
-    let typed = Playground {
-        input: form.get("input").to_string(),
-        thread_id: form.get("thread_id").trim().to_string(),
-    };
-    let key = form.get("idempotency_key").trim();
-    let request = runs::StartRun {
-        agent_slug: slug.clone(),
-        input: RunInput::Text(typed.input.clone()),
-        thread_id: (!typed.thread_id.is_empty()).then(|| typed.thread_id.clone()),
-        idempotency_key: (!key.is_empty()).then(|| key.to_string()),
-    };
-    match runs::start(&state.platform, who.scope, request).await {
-        Ok((run, _)) => page::redirect(&format!("/ui/runs/{}", run.id)),
-        Err(e) if matches!(e.code, ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused) => {
-            let mut errors = FormErrors::from_service(&e);
-            if e.code == ErrorCode::IdempotencyKeyReused {
-                // The page was restored from history after a run was started from it.
-                errors.message = "This form was already used to start a run with other text; submit it again to start a new run.".to_string();
-            }
-            agent_page(&state, &who, &slug, status_of(&e), &typed, Some(errors)).await
-        }
-        Err(e) => page::service_error(e),
-    }
-}
-
-/// What the playground form holds.
-#[derive(Debug, Default, Serialize)]
-struct Playground {
-    input: String,
-    thread_id: String,
-}
-
-async fn agent_page(
-    state: &AppState,
-    who: &Principal,
-    slug: &str,
-    status: StatusCode,
-    playground: &Playground,
-    errors: Option<FormErrors>,
-) -> Response {
-    let agent = match agents::get(&state.platform, who.scope, slug).await {
-        Ok(agent) => agent,
-        Err(e) => return page::service_error(e),
-    };
-    let filter = RunFilter {
-        agent_slug: Some(agent.spec.slug.clone()),
-        status: None,
-        thread_id: None,
-        before: None,
-        limit: RECENT_RUNS,
-    };
-    let recent: Vec<RunSummary> = match runs::list(&state.platform, who.scope, filter).await {
-        Ok(rows) => rows.into_iter().map(RunSummary::from_row).collect(),
-        Err(e) => return page::service_error(e),
-    };
-    page::render(
-        status,
-        "agent.html",
-        Nav::Agents,
-        context! {
-            agent => Serde(&agent.spec),
-            version => agent.version,
-            updated_at => time(agent.updated_at),
-            href => agent_href(&agent),
-            runs => Serde(recent),
-            playground => Serde(playground),
-            errors => Serde(errors),
-            // A fresh key per rendered form: a double click or a resubmitted form starts one run.
-            idempotency_key => uuid::Uuid::now_v7().to_string(),
-        },
-    )
-}
-
 async fn form_page(
     state: &AppState,
     who: &Principal,
@@ -240,10 +180,6 @@ async fn form_page(
         }
     };
     let tools = tool_choices(&state.platform.tools.names(), &input.tools);
-    let action = match editing {
-        Some(_) => format!("/ui/agents/{}", input.slug),
-        None => "/ui/agents".to_string(),
-    };
     page::render(
         status,
         "agent_form.html",
@@ -255,16 +191,26 @@ async fn form_page(
             providers => providers,
             editing => editing.is_some(),
             version => editing,
-            action => action,
         },
     )
 }
 
+/// The form's spec, or, when a number field does not parse, every error the form has that can be
+/// found without the database (the service cannot be asked: it would see a substituted value).
+fn checked_spec(input: &AgentFormInput) -> Result<AgentSpec, FormErrors> {
+    let (spec, mut errors) = input.to_spec();
+    if errors.is_empty() {
+        return Ok(spec);
+    }
+    errors.extend(spec.validate_shape());
+    Err(FormErrors::from_fields(&errors))
+}
+
 /// Slugs are validated by the service (a-z, 0-9, '-', '_'), so they are safe in a URL path.
-fn agent_href(agent: &Agent) -> String {
+pub fn agent_href(agent: &Agent) -> String {
     format!("/ui/agents/{}", agent.spec.slug)
 }
 
-fn status_of(e: &ServiceError) -> StatusCode {
+pub fn status_of(e: &ServiceError) -> StatusCode {
     StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
 }

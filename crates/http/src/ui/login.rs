@@ -32,7 +32,9 @@ pub async fn submit(State(state): State<AppState>, form: FormPairs) -> Response 
                 .into_response(),
             None => login_page(
                 StatusCode::UNAUTHORIZED,
-                Some("This token contains characters a browser cookie cannot hold; create another API key to use the dashboard."),
+                Some(
+                    "This token contains characters a browser cookie cannot hold; create another API key to use the dashboard.",
+                ),
             ),
         },
         Ok(None) => login_page(

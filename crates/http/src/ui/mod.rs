@@ -5,6 +5,7 @@
 //! script (`/ui/static/app.js`) only adds the live view of a running run and confirmations.
 
 mod agent_form;
+mod agent_page;
 mod agents;
 mod assets;
 mod form;
@@ -13,9 +14,9 @@ mod login;
 mod page;
 mod runs;
 mod session;
-mod views;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use crate::AppState;
 use axum::Router;
@@ -32,10 +33,13 @@ pub fn router() -> Router<AppState> {
         .route("/ui/static/app.js", get(assets::js))
         .route("/ui/agents", get(agents::list).post(agents::create))
         .route("/ui/agents/new", get(agents::new_form))
-        .route("/ui/agents/{slug}", get(agents::show).post(agents::update))
+        .route(
+            "/ui/agents/{slug}",
+            get(agent_page::show).post(agents::update),
+        )
         .route("/ui/agents/{slug}/edit", get(agents::edit_form))
         .route("/ui/agents/{slug}/delete", post(agents::delete))
-        .route("/ui/agents/{slug}/runs", post(agents::start_run))
+        .route("/ui/agents/{slug}/runs", post(agent_page::start_run))
         .route("/ui/runs", get(runs::list))
         .route("/ui/runs/{id}", get(runs::show))
         .route("/ui/runs/{id}/events", get(runs::events))

@@ -38,7 +38,11 @@ pub async fn list(
     query: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = query else {
-        return page::error(StatusCode::BAD_REQUEST, "Bad request", "The filters are malformed.");
+        return page::error(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The filters are malformed.",
+        );
     };
     let status = match q.status.as_str() {
         "" => None,
@@ -87,7 +91,7 @@ pub async fn list(
         }
     };
     let older = (rows.len() as u64 == PAGE_SIZE)
-        .then(|| rows.last().map(|r| older_href(&q, &r.id.to_string())))
+        .then(|| rows.last().map(|r| older_query(&q, &r.id.to_string())))
         .flatten();
     let runs: Vec<RunSummary> = rows.into_iter().map(RunSummary::from_row).collect();
     page::render(
@@ -105,10 +109,10 @@ pub async fn list(
     )
 }
 
-/// The next page keeps the filters. Status is one of the known words and the cursor a run id;
+/// The query of the next page, which keeps the filters. Status is one of the known words and the cursor a run id;
 /// an agent filter that is not a valid slug matches nothing and so never gets here with rows.
-fn older_href(q: &RunsQuery, cursor: &str) -> String {
-    let mut href = format!("/ui/runs?cursor={cursor}");
+fn older_query(q: &RunsQuery, cursor: &str) -> String {
+    let mut href = format!("cursor={cursor}");
     if !q.status.is_empty() {
         href.push_str(&format!("&status={}", q.status));
     }
