@@ -149,12 +149,17 @@ pub async fn serve(config_file: Option<PathBuf>, args: ServeArgs) -> anyhow::Res
         eprintln!("hint: export AGENTRY_URL=http://{addr} AGENTRY_TOKEN={token}");
         eprintln!();
     }
+    let stopping = platform.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing or releasing runs in flight");
+            // Ends event streams and waiting requests, so open connections let go.
+            stopping.begin_shutdown();
+        })
         .await?;
-    tracing::info!("shutting down: finishing or releasing runs in flight");
     if let Some(workers) = workers {
-        workers.shutdown().await;
+        workers.shutdown(&platform).await;
     }
     db.close().await;
     Ok(ExitCode::SUCCESS)

@@ -29,6 +29,8 @@ pub struct Platform {
     /// Identifies this process in job leases.
     pub worker_id: String,
     workers_running: AtomicBool,
+    /// Flips to true once on shutdown; workers, SSE streams and waiting requests watch it.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Platform {
@@ -42,7 +44,30 @@ impl Platform {
             notifier: Notifier::default(),
             worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
             workers_running: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Starts the shutdown: workers stop claiming and drain, event streams and waiting requests
+    /// end so the HTTP server can finish.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Resolves once shutdown has begun.
+    pub fn shutdown_signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+
+    pub(crate) fn subscribe_shutdown(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// True while this process's workers are taking work (or when it runs none by design).

@@ -13,15 +13,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 
-/// Stops the workers and waits for them.
+/// Waits for the workers to finish after [`Platform::begin_shutdown`].
 pub struct WorkerHandle {
-    shutdown: watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl WorkerHandle {
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+    /// Begins the shutdown (if not already begun) and waits until in-flight runs finished or
+    /// were handed back.
+    pub async fn shutdown(self, platform: &Platform) {
+        platform.begin_shutdown();
         let _ = self.done.await;
     }
 }
@@ -29,12 +30,12 @@ impl WorkerHandle {
 impl Platform {
     /// Starts this process's workers (and, on PostgreSQL, the LISTEN task that wakes them).
     pub fn start_workers(self: &Arc<Self>) -> WorkerHandle {
-        let (tx, rx) = watch::channel(false);
+        let rx = self.subscribe_shutdown();
         if self.db.pg_pool().is_some() {
             tokio::spawn(listen_for_jobs(self.clone(), rx.clone()));
         }
         let done = tokio::spawn(worker_loop(self.clone(), rx));
-        WorkerHandle { shutdown: tx, done }
+        WorkerHandle { done }
     }
 }
 

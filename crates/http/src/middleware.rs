@@ -8,6 +8,7 @@ use axum::http::{Response, StatusCode};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Logs every request once (with its request id) and counts it by route and status.
 pub async fn record_request(request: Request, next: Next) -> axum::response::Response {
@@ -25,7 +26,9 @@ pub async fn record_request(request: Request, next: Next) -> axum::response::Res
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let response = next.run(request).await;
+    // Every log line written while handling the request carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let response = next.run(request).instrument(span).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     metrics::counter!("agentry_http_requests_total", "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()).increment(1);

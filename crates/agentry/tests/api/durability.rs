@@ -117,8 +117,23 @@ async fn sigterm_releases_the_run_and_a_restart_finishes_it() {
     app.create_agent("loop", "tool-loop-3+latency=700", &["calculator"])
         .await;
     let id = app.start_run("loop", json!("go")).await;
+    // A reader follows the run: an open event stream must not keep the server from stopping.
+    let reader = {
+        let url = app.url(&format!("/api/v1/runs/{id}/events"));
+        let http = app.http.clone();
+        let token = app.token.clone();
+        tokio::spawn(async move {
+            let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+            resp.bytes().await.map(|b| b.len()).unwrap_or(0)
+        })
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = app.server.terminate();
+    let streamed = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the event stream ended with the server")
+        .unwrap();
+    assert!(streamed > 0);
     assert!(status.success(), "{status:?}");
     app.server.restart();
     let run = app.wait_run(&id, Duration::from_secs(60)).await;

@@ -177,7 +177,10 @@ pub async fn wait_for_end(
     let mut wakeups = platform.notifier.subscribe_events();
     loop {
         let run = get(platform, scope, id).await?;
-        if run.status().is_terminal() || tokio::time::Instant::now() >= deadline {
+        if run.status().is_terminal()
+            || tokio::time::Instant::now() >= deadline
+            || platform.is_shutting_down()
+        {
             return Ok(run);
         }
         // Wake on this run's events, or poll (another replica may be executing it).

@@ -134,13 +134,23 @@ pub async fn run_event_stream(
 
 async fn wait_for_wakeup(c: &mut Cursor) {
     let run = c.run.0;
+    if c.platform.is_shutting_down() {
+        // The server is stopping: end the stream; the client resumes elsewhere with Last-Event-ID.
+        c.finished = true;
+        return;
+    }
+    let shutdown = c.platform.shutdown_signal();
     let _ = tokio::time::timeout(POLL, async {
+        tokio::pin!(shutdown);
         loop {
-            match c.wakeups.recv().await {
-                Ok(id) if id == run => return,
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
-                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            tokio::select! {
+                _ = &mut shutdown => return,
+                received = c.wakeups.recv() => match received {
+                    Ok(id) if id == run => return,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                },
             }
         }
     })
