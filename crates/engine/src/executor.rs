@@ -18,7 +18,7 @@ use agentry_core::tool::ToolContext;
 use agentry_store::jobs::{ClaimedJob, Lease};
 use agentry_store::runs::{self, Commit, NewEvent, NewStep, RunChange, RunRow};
 use agentry_store::{StoreError, agents, jobs};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
@@ -46,13 +46,13 @@ struct Execution {
     next_seq: i64,
     usage: Usage,
     journal: Vec<JournalEntry>,
+    /// Learned from every commit: someone asked to cancel the run.
+    cancel_requested: bool,
+    /// Tool steps whose `tool.started` this execution already committed.
+    announced: std::collections::HashSet<i64>,
 }
 
 impl Execution {
-    fn lease_until(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::from_std(self.platform.config.lease).unwrap_or_default()
-    }
-
     fn event(&mut self, name: &'static str, data: Value) -> NewEvent {
         let e = NewEvent {
             seq: self.next_seq,
@@ -69,11 +69,10 @@ impl Execution {
         events: Vec<NewEvent>,
         change: RunChange,
     ) -> Result<(), StoreError> {
-        let until = self.lease_until();
-        runs::commit(
+        let ended = matches!(change, RunChange::Ended { .. });
+        let outcome = runs::commit(
             &self.platform.db,
             &self.lease,
-            until,
             Commit {
                 run_id: self.run_id,
                 org_id: self.org_id,
@@ -83,16 +82,18 @@ impl Execution {
             },
         )
         .await?;
-        self.platform.notifier.run_events_stored(self.run_id);
+        self.cancel_requested = outcome.cancel_requested;
+        self.platform.notifier.run_events_stored(self.run_id, ended);
         Ok(())
     }
 
-    async fn end(
+    /// The terminal event and run change for an ending.
+    fn ending(
         &mut self,
         status: RunStatus,
         output: Option<String>,
         error: Option<RunError>,
-    ) -> Result<(), StoreError> {
+    ) -> (NewEvent, RunChange) {
         let ev = match (&status, &error) {
             (RunStatus::Completed, _) => self.event(
                 event::RUN_COMPLETED,
@@ -101,6 +102,10 @@ impl Execution {
             (RunStatus::Cancelled, _) => self.event(event::RUN_CANCELLED, json!({})),
             (_, err) => self.event(event::RUN_FAILED, json!({"error": err})),
         };
+        if let Some(err) = &error {
+            tracing::info!(run_id = %self.run_id, code = %err.code, "run failed: {}", err.message);
+        }
+        metrics::counter!("agentry_runs_finished_total", "status" => status.as_str()).increment(1);
         let change = RunChange::Ended {
             status,
             output,
@@ -109,15 +114,36 @@ impl Execution {
             output_tokens: self.usage.output_tokens as i64,
             at: Utc::now(),
         };
-        self.commit(vec![], vec![ev], change).await?;
-        metrics::counter!("agentry_runs_finished_total", "status" => status.as_str()).increment(1);
-        Ok(())
+        (ev, change)
+    }
+
+    async fn end(
+        &mut self,
+        status: RunStatus,
+        output: Option<String>,
+        error: Option<RunError>,
+    ) -> Result<(), StoreError> {
+        let (ev, change) = self.ending(status, output, error);
+        self.commit(vec![], vec![ev], change).await
     }
 
     async fn fail(&mut self, code: ErrorCode, message: String) -> Result<(), StoreError> {
-        tracing::info!(run_id = %self.run_id, code = %code, "run failed: {message}");
         self.end(RunStatus::Failed, None, Some(RunError { code, message }))
             .await
+    }
+
+    /// `tool.started` events for calls not announced yet by this execution.
+    fn announce(&mut self, calls: &[PendingCall]) -> Vec<NewEvent> {
+        let mut events = Vec::new();
+        for p in calls {
+            if self.announced.insert(p.step) {
+                events.push(self.event(
+                    event::TOOL_STARTED,
+                    json!({"step": p.step, "call_id": p.call.id, "name": p.call.name, "arguments": parse_arguments(&p.call.arguments)}),
+                ));
+            }
+        }
+        events
     }
 }
 
@@ -146,6 +172,8 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
             output_tokens: run.output_tokens.max(0) as u64,
         },
         journal: Vec::new(),
+        cancel_requested: run.cancel_requested,
+        announced: std::collections::HashSet::new(),
     };
     let resumed = run.status() == RunStatus::Running;
     if !resumed {
@@ -248,8 +276,18 @@ async fn run_loop(
     base: &[Message],
     mut resumed: bool,
 ) -> Result<(), ExecError> {
+    // The provider is resolved once per execution: one lookup, one key decryption.
+    let Some((provider, model_name)) = split_model(&spec.model) else {
+        exec.fail(
+            ErrorCode::AgentUnavailable,
+            format!("invalid model '{}'", spec.model),
+        )
+        .await?;
+        return Ok(());
+    };
+    let mut model = None;
     loop {
-        if runs::cancel_requested(&exec.platform.db, exec.run_id).await? {
+        if exec.cancel_requested {
             exec.end(RunStatus::Cancelled, None, None).await?;
             return Ok(());
         }
@@ -260,7 +298,22 @@ async fn run_loop(
                     let ev = exec.event(event::MESSAGE_RESET, json!({"step": step}));
                     exec.commit(vec![], vec![ev], RunChange::None).await?;
                 }
-                if !call_model(exec, spec, base, step).await? {
+                let chat = match &model {
+                    Some(m) => Arc::clone(m),
+                    None => match exec.platform.chat_model(exec.scope.org(), provider).await {
+                        Ok(m) => model.insert(m).clone(),
+                        Err(e) => {
+                            exec.fail(e.code, e.message).await?;
+                            return Ok(());
+                        }
+                    },
+                };
+                let target = ModelTarget {
+                    chat: chat.as_ref(),
+                    provider,
+                    model_name,
+                };
+                if call_model(exec, spec, base, step, &target).await? == Flow::Ended {
                     return Ok(());
                 }
             }
@@ -276,6 +329,18 @@ async fn run_loop(
         }
         resumed = false;
     }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Ended,
+}
+
+struct ModelTarget<'a> {
+    chat: &'a dyn agentry_core::chat::ChatModel,
+    provider: &'a str,
+    model_name: &'a str,
 }
 
 /// Collects streamed text between flushes.
@@ -299,32 +364,19 @@ impl DeltaBuffer {
     }
 }
 
-/// Returns false when the run ended (failed) here.
+/// Calls the model and commits its reply together with what follows from it: the
+/// announcement of the tool calls it asked for, or the end of the run.
 async fn call_model(
     exec: &mut Execution,
     spec: &AgentSpec,
     base: &[Message],
     step: i64,
-) -> Result<bool, ExecError> {
-    let Some((provider, model_name)) = split_model(&spec.model) else {
-        exec.fail(
-            ErrorCode::AgentUnavailable,
-            format!("invalid model '{}'", spec.model),
-        )
-        .await?;
-        return Ok(false);
-    };
-    let model = match exec.platform.chat_model(exec.scope.org(), provider).await {
-        Ok(m) => m,
-        Err(e) => {
-            exec.fail(e.code, e.message).await?;
-            return Ok(false);
-        }
-    };
+    target: &ModelTarget<'_>,
+) -> Result<Flow, ExecError> {
     let mut messages = base.to_vec();
     messages.extend(journal_messages(&exec.journal));
     let request = ChatRequest {
-        model: model_name.to_string(),
+        model: target.model_name.to_string(),
         messages,
         tools: exec.platform.tools.specs(&spec.tools),
         temperature: spec.temperature,
@@ -334,7 +386,7 @@ async fn call_model(
     let clock = Instant::now();
     let buffer = DeltaBuffer::default();
     let result = {
-        let call = model.chat(&request, &buffer);
+        let call = target.chat.chat(&request, &buffer);
         tokio::pin!(call);
         let mut ticker = tokio::time::interval(DELTA_FLUSH);
         ticker.tick().await;
@@ -352,7 +404,8 @@ async fn call_model(
         }
     };
     let elapsed = clock.elapsed();
-    metrics::histogram!("agentry_model_call_duration_seconds", "provider" => provider.to_string())
+    let provider = target.provider.to_string();
+    metrics::histogram!("agentry_model_call_duration_seconds", "provider" => provider.clone())
         .record(elapsed.as_secs_f64());
     let mut events = Vec::new();
     let rest = buffer.take();
@@ -362,15 +415,22 @@ async fn call_model(
     let response = match result {
         Ok(r) => r,
         Err(e) => {
-            metrics::counter!("agentry_model_calls_total", "provider" => provider.to_string(), "outcome" => "error").increment(1);
-            if !events.is_empty() {
-                exec.commit(vec![], events, RunChange::None).await?;
-            }
-            exec.fail(e.code, e.message).await?;
-            return Ok(false);
+            metrics::counter!("agentry_model_calls_total", "provider" => provider, "outcome" => "error").increment(1);
+            let (ev, change) = exec.ending(
+                RunStatus::Failed,
+                None,
+                Some(RunError {
+                    code: e.code,
+                    message: e.message,
+                }),
+            );
+            events.push(ev);
+            exec.commit(vec![], events, change).await?;
+            return Ok(Flow::Ended);
         }
     };
-    metrics::counter!("agentry_model_calls_total", "provider" => provider.to_string(), "outcome" => "ok").increment(1);
+    metrics::counter!("agentry_model_calls_total", "provider" => provider, "outcome" => "ok")
+        .increment(1);
     let usage = response.usage.unwrap_or_default();
     metrics::counter!("agentry_model_tokens_total", "direction" => "input")
         .increment(usage.input_tokens);
@@ -402,13 +462,36 @@ async fn call_model(
         started_at,
         ended_at: Utc::now(),
     };
-    let change = RunChange::Usage {
-        input_tokens: exec.usage.input_tokens as i64,
-        output_tokens: exec.usage.output_tokens as i64,
+    exec.journal.push(JournalEntry { step, record });
+    // What the reply leads to is committed with it: one transaction instead of two.
+    let (flow, change) = match next_action(&exec.journal, spec.max_steps) {
+        NextAction::RunTools { calls } => {
+            let announced = exec.announce(&calls);
+            events.extend(announced);
+            (Flow::Continue, usage_change(exec))
+        }
+        NextAction::Complete { output } => {
+            let (ev, change) = exec.ending(RunStatus::Completed, Some(output), None);
+            events.push(ev);
+            (Flow::Ended, change)
+        }
+        NextAction::Fail { code, message } => {
+            let (ev, change) =
+                exec.ending(RunStatus::Failed, None, Some(RunError { code, message }));
+            events.push(ev);
+            (Flow::Ended, change)
+        }
+        NextAction::CallModel { .. } => (Flow::Continue, usage_change(exec)),
     };
     exec.commit(vec![step_row], events, change).await?;
-    exec.journal.push(JournalEntry { step, record });
-    Ok(true)
+    Ok(flow)
+}
+
+fn usage_change(exec: &Execution) -> RunChange {
+    RunChange::Usage {
+        input_tokens: exec.usage.input_tokens as i64,
+        output_tokens: exec.usage.output_tokens as i64,
+    }
 }
 
 /// The idempotency key a tool call carries: stable across retries and restarts.
@@ -423,16 +506,11 @@ async fn run_tools(
     spec: &AgentSpec,
     calls: Vec<PendingCall>,
 ) -> Result<(), ExecError> {
-    let started: Vec<NewEvent> = calls
-        .iter()
-        .map(|p| {
-            exec.event(
-                event::TOOL_STARTED,
-                json!({"step": p.step, "call_id": p.call.id, "name": p.call.name, "arguments": parse_arguments(&p.call.arguments)}),
-            )
-        })
-        .collect();
-    exec.commit(vec![], started, RunChange::None).await?;
+    // After a restart the calls were announced by an earlier execution: announce the retry.
+    let started = exec.announce(&calls);
+    if !started.is_empty() {
+        exec.commit(vec![], started, RunChange::None).await?;
+    }
 
     let platform = exec.platform.clone();
     let run_id = exec.run_id;

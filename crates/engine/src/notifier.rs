@@ -5,9 +5,16 @@
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
+/// "Run `run_id` stored new events"; `ended` when one of them was its terminal event.
+#[derive(Debug, Clone, Copy)]
+pub struct RunNotice {
+    pub run_id: Uuid,
+    pub ended: bool,
+}
+
 #[derive(Debug)]
 pub struct Notifier {
-    events: broadcast::Sender<Uuid>,
+    events: broadcast::Sender<RunNotice>,
     jobs: Notify,
 }
 
@@ -21,12 +28,12 @@ impl Default for Notifier {
 }
 
 impl Notifier {
-    pub fn run_events_stored(&self, run_id: Uuid) {
+    pub fn run_events_stored(&self, run_id: Uuid, ended: bool) {
         // No receiver is fine: nobody is watching this run.
-        let _ = self.events.send(run_id);
+        let _ = self.events.send(RunNotice { run_id, ended });
     }
 
-    pub fn subscribe_events(&self) -> broadcast::Receiver<Uuid> {
+    pub fn subscribe_events(&self) -> broadcast::Receiver<RunNotice> {
         self.events.subscribe()
     }
 

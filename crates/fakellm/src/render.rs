@@ -155,6 +155,21 @@ fn streamed_response(
     frames: VecDeque<Frame>,
     chunk_delay: Duration,
 ) -> Response {
+    // With no pacing and no scripted cut, send the whole stream in one write: a real provider's
+    // network coalesces too, and the benchmark should not measure the fake's write pattern.
+    if chunk_delay.is_zero() && frames.iter().all(|f| matches!(f, Frame::Data(_))) {
+        let mut body = Vec::new();
+        for frame in &frames {
+            if let Frame::Data(bytes) = frame {
+                body.extend_from_slice(bytes);
+            }
+        }
+        return (
+            [(axum::http::header::CONTENT_TYPE, content_type.to_string())],
+            body,
+        )
+            .into_response();
+    }
     let body =
         futures_util::stream::unfold((frames, true), move |(mut frames, first)| async move {
             let frame = frames.pop_front()?;

@@ -491,47 +491,116 @@ pub struct Commit {
     pub change: RunChange,
 }
 
+/// What a commit learned about the run.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitOutcome {
+    /// Someone asked to cancel the run; the executor stops at this step boundary.
+    pub cancel_requested: bool,
+}
+
 /// System function (executor): writes a batch of journal steps, events and the run change in
-/// one transaction, after checking (and extending) the worker's lease. A run that ends also
-/// finishes its job in the same transaction.
-pub async fn commit(
-    db: &Db,
-    lease: &Lease,
-    lease_until: DateTime<Utc>,
-    batch: Commit,
-) -> Result<()> {
+/// one transaction. Its first statement updates the run only while the worker's lease is
+/// current (the fencing check) and returns the run's cancel flag, so fencing and cancellation
+/// cost no extra round trip. A run that ends also finishes its job in the same transaction.
+/// The lease itself is extended by the worker's heartbeat.
+pub async fn commit(db: &Db, lease: &Lease, batch: Commit) -> Result<CommitOutcome> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
-    jobs::check_lease(&mut tx, lease, lease_until).await?;
+    let outcome = fenced_run_update(&mut tx, lease, &batch).await?;
     write_batch(&mut tx, batch, lease, now).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn fenced_run_update(tx: &mut Tx, lease: &Lease, batch: &Commit) -> Result<CommitOutcome> {
+    let mut update = Query::update();
+    update.table("runs");
+    match &batch.change {
+        RunChange::None => {
+            update.value("cancel_requested", Expr::col("cancel_requested"));
+        }
+        RunChange::Started { at } => {
+            update
+                .value("status", RunStatus::Running.as_str())
+                .value("started_at", *at);
+        }
+        RunChange::Usage {
+            input_tokens,
+            output_tokens,
+        } => {
+            update
+                .value("input_tokens", *input_tokens)
+                .value("output_tokens", *output_tokens);
+        }
+        RunChange::Ended {
+            status,
+            output,
+            error,
+            input_tokens,
+            output_tokens,
+            at,
+        } => {
+            let error = error
+                .as_ref()
+                .map(|e| serde_json::to_value(e).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .transpose()?;
+            update
+                .value("status", status.as_str())
+                .value("output", output.clone())
+                .value("error", error)
+                .value("input_tokens", *input_tokens)
+                .value("output_tokens", *output_tokens)
+                .value("ended_at", *at);
+        }
+    }
+    let lease_is_current = Query::select()
+        .expr(Expr::val(1))
+        .from("jobs")
+        .and_where(Expr::col(("jobs", "id")).eq(lease.job_id))
+        .and_where(Expr::col(("jobs", "lease_token")).eq(lease.token))
+        .and_where(Expr::col(("jobs", "status")).eq("running"))
+        .to_owned();
+    update
+        .and_where(Expr::col("id").eq(batch.run_id))
+        .and_where(Expr::exists(lease_is_current))
+        .returning(Query::returning().column("cancel_requested"));
+    #[derive(sqlx::FromRow)]
+    struct Flag {
+        cancel_requested: bool,
+    }
+    let flag: Option<Flag> = tx.fetch_optional(&update).await?;
+    match flag {
+        Some(f) => Ok(CommitOutcome {
+            cancel_requested: f.cancel_requested,
+        }),
+        None => Err(StoreError::LeaseLost),
+    }
 }
 
 async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Utc>) -> Result<()> {
-    for step in batch.steps {
-        tx.execute(
-            Query::insert()
-                .into_table("run_steps")
-                .columns([
-                    "run_id",
-                    "idx",
-                    "org_id",
-                    "kind",
-                    "record",
-                    "started_at",
-                    "ended_at",
-                ])
-                .values_panic([
-                    batch.run_id.into(),
-                    step.idx.into(),
-                    batch.org_id.into(),
-                    step.kind.into(),
-                    step.record.into(),
-                    step.started_at.into(),
-                    step.ended_at.into(),
-                ]),
-        )
-        .await?;
+    if !batch.steps.is_empty() {
+        let mut insert = Query::insert();
+        insert.into_table("run_steps").columns([
+            "run_id",
+            "idx",
+            "org_id",
+            "kind",
+            "record",
+            "started_at",
+            "ended_at",
+        ]);
+        for step in batch.steps {
+            insert.values_panic([
+                batch.run_id.into(),
+                step.idx.into(),
+                batch.org_id.into(),
+                step.kind.into(),
+                step.record.into(),
+                step.started_at.into(),
+                step.ended_at.into(),
+            ]);
+        }
+        tx.execute(&insert).await?;
     }
     if !batch.events.is_empty() {
         let mut insert = Query::insert();
@@ -555,47 +624,9 @@ async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Ut
         }
         tx.execute(&insert).await?;
     }
-    let mut update = Query::update();
-    update
-        .table("runs")
-        .and_where(Expr::col("id").eq(batch.run_id));
-    match batch.change {
-        RunChange::None => return Ok(()),
-        RunChange::Started { at } => {
-            update
-                .value("status", RunStatus::Running.as_str())
-                .value("started_at", at);
-        }
-        RunChange::Usage {
-            input_tokens,
-            output_tokens,
-        } => {
-            update
-                .value("input_tokens", input_tokens)
-                .value("output_tokens", output_tokens);
-        }
-        RunChange::Ended {
-            status,
-            output,
-            error,
-            input_tokens,
-            output_tokens,
-            at,
-        } => {
-            let error = error
-                .map(|e| serde_json::to_value(e).map_err(|e| StoreError::Corrupt(e.to_string())))
-                .transpose()?;
-            update
-                .value("status", status.as_str())
-                .value("output", output)
-                .value("error", error)
-                .value("input_tokens", input_tokens)
-                .value("output_tokens", output_tokens)
-                .value("ended_at", at);
-            jobs::finish(tx, lease, now).await?;
-        }
+    if matches!(batch.change, RunChange::Ended { .. }) {
+        jobs::finish(tx, lease, now).await?;
     }
-    tx.execute(&update).await?;
     Ok(())
 }
 

@@ -113,7 +113,6 @@ async fn agents_runs_and_queue_round_trip() {
         runs::commit(
             &db,
             &job.lease(),
-            now + Duration::seconds(30),
             Commit {
                 run_id: run.id,
                 org_id: run.org_id,
@@ -149,7 +148,6 @@ async fn agents_runs_and_queue_round_trip() {
         let stale = runs::commit(
             &db,
             &job.lease(),
-            later,
             Commit {
                 run_id: run.id,
                 org_id: run.org_id,
@@ -164,7 +162,6 @@ async fn agents_runs_and_queue_round_trip() {
         runs::commit(
             &db,
             &job2.lease(),
-            later,
             Commit {
                 run_id: run.id,
                 org_id: run.org_id,

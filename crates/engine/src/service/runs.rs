@@ -144,7 +144,7 @@ pub async fn cancel(
 ) -> ServiceResult<RunRow> {
     match runs::request_cancel(&platform.db, scope, id).await? {
         CancelOutcome::Cancelled => {
-            platform.notifier.run_events_stored(id.0);
+            platform.notifier.run_events_stored(id.0, true);
             get(platform, scope, id).await
         }
         CancelOutcome::Requested => get(platform, scope, id).await,
@@ -183,13 +183,13 @@ pub async fn wait_for_end(
         {
             return Ok(run);
         }
-        // Wake on this run's events, or poll (another replica may be executing it).
+        // Wake when this run ends, or poll (another replica may be executing it).
         let _ = tokio::time::timeout_at(
             deadline.min(tokio::time::Instant::now() + Duration::from_millis(500)),
             async {
                 loop {
                     match wakeups.recv().await {
-                        Ok(run_id) if run_id == id.0 => break,
+                        Ok(notice) if notice.run_id == id.0 && notice.ended => break,
                         Ok(_) => continue,
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => {

@@ -62,7 +62,7 @@ struct Cursor {
     scope: WorkspaceScope,
     run: RunId,
     after: i64,
-    wakeups: broadcast::Receiver<uuid::Uuid>,
+    wakeups: broadcast::Receiver<agentry_engine::notifier::RunNotice>,
     finished: bool,
     /// Set once the run was seen ended; one more read of the store, then the stream closes.
     drained_after_end: bool,
@@ -146,7 +146,7 @@ async fn wait_for_wakeup(c: &mut Cursor) {
             tokio::select! {
                 _ = &mut shutdown => return,
                 received = c.wakeups.recv() => match received {
-                    Ok(id) if id == run => return,
+                    Ok(notice) if notice.run_id == run => return,
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
                     Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
