@@ -388,8 +388,10 @@ async fn call_model(
     let result = {
         let call = target.chat.chat(&request, &buffer);
         tokio::pin!(call);
-        let mut ticker = tokio::time::interval(DELTA_FLUSH);
-        ticker.tick().await;
+        // The first flush is one period away. (A fresh `interval`'s immediate first tick still
+        // waits for the timer wheel — up to a millisecond per model call.)
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + DELTA_FLUSH, DELTA_FLUSH);
         loop {
             tokio::select! {
                 result = &mut call => break result,

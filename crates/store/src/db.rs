@@ -167,6 +167,27 @@ impl Db {
         Ok(n)
     }
 
+    /// Runs one write statement on its own (it is atomic without an explicit transaction) and
+    /// returns the rows it returns.
+    pub async fn write_returning<T: AnyRow, S: SqlxBinder>(&self, stmt: &S) -> Result<Vec<T>> {
+        Ok(match self {
+            Db::Sqlite { writer, .. } => {
+                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_as_with::<Sqlite, T, _>(AssertSqlSafe(sql), values)
+                    .fetch_all(writer)
+                    .await
+                    .map_err(StoreError::from_write)?
+            }
+            Db::Postgres(pool) => {
+                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_as_with::<Postgres, T, _>(AssertSqlSafe(sql), values)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(StoreError::from_write)?
+            }
+        })
+    }
+
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
@@ -180,6 +201,24 @@ impl Db {
         match self {
             Db::Postgres(pool) => Some(pool),
             Db::Sqlite { .. } => None,
+        }
+    }
+}
+
+/// A write statement that can be batched with others ([`Tx::run_all`]).
+pub enum Statement {
+    Insert(sea_query::InsertStatement),
+    Update(sea_query::UpdateStatement),
+}
+
+impl Statement {
+    fn build<B: sea_query::QueryBuilder>(
+        &self,
+        builder: B,
+    ) -> (String, sea_query_sqlx::SqlxValues) {
+        match self {
+            Statement::Insert(s) => s.build_sqlx(builder),
+            Statement::Update(s) => s.build_sqlx(builder),
         }
     }
 }
@@ -243,6 +282,47 @@ impl Tx {
         stmt: &S,
     ) -> Result<Option<T>> {
         Ok(self.fetch_all(stmt).await?.into_iter().next())
+    }
+
+    /// Runs the statements in order and returns the rows they return (`RETURNING`). On SQLite
+    /// the whole batch is one call into the database thread (sqlx binds positional arguments
+    /// across statements in order), which is most of the cost of a small statement there.
+    pub async fn run_all<T: AnyRow>(&mut self, statements: &[Statement]) -> Result<Vec<T>> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let mut sql = String::new();
+                let mut values = sea_query::Values(Vec::new());
+                for statement in statements {
+                    let (text, mut v) = statement.build(SqliteQueryBuilder);
+                    sql.push_str(&text);
+                    sql.push_str(";\n");
+                    values.0.append(&mut v.0.0);
+                }
+                if sql.is_empty() {
+                    return Ok(Vec::new());
+                }
+                sqlx::query_as_with::<Sqlite, T, _>(
+                    AssertSqlSafe(sql),
+                    sea_query_sqlx::SqlxValues(values),
+                )
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(StoreError::from_write)
+            }
+            Tx::Postgres(tx) => {
+                let mut rows = Vec::new();
+                for statement in statements {
+                    let (sql, values) = statement.build(PostgresQueryBuilder);
+                    rows.extend(
+                        sqlx::query_as_with::<Postgres, T, _>(AssertSqlSafe(sql), values)
+                            .fetch_all(&mut **tx)
+                            .await
+                            .map_err(StoreError::from_write)?,
+                    );
+                }
+                Ok(rows)
+            }
+        }
     }
 
     /// Sends `NOTIFY channel` on PostgreSQL when the transaction commits; a no-op on SQLite.

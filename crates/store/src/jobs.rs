@@ -3,7 +3,7 @@
 //!
 //! A job is claimed with a lease (owner + expiry) and a fencing token that increases on every
 //! claim. Workers extend the lease while they work; every commit a worker makes checks that its
-//! token is still current ([`check_lease`]), so a worker that stalled past its lease and lost the
+//! token is still current (see `runs::commit`), so a worker that stalled past its lease and lost the
 //! job to another worker cannot write anything afterwards. On PostgreSQL claims use
 //! `FOR UPDATE SKIP LOCKED`, so replicas never claim the same job; on SQLite the single writer
 //! serialises claims.
@@ -46,6 +46,45 @@ impl ClaimedJob {
             token: self.lease_token,
         }
     }
+}
+
+/// The statement that enqueues a job, for batching with the write that causes it. On
+/// PostgreSQL, follow it with `tx.notify(NOTIFY_CHANNEL)`.
+pub fn enqueue_statement(
+    org_id: Uuid,
+    kind: &str,
+    target_id: Uuid,
+    now: DateTime<Utc>,
+) -> crate::Statement {
+    crate::Statement::Insert(
+        Query::insert()
+            .into_table("jobs")
+            .columns([
+                "id",
+                "org_id",
+                "kind",
+                "target_id",
+                "status",
+                "run_at",
+                "lease_token",
+                "attempts",
+                "created_at",
+                "updated_at",
+            ])
+            .values_panic([
+                Uuid::now_v7().into(),
+                org_id.into(),
+                kind.into(),
+                target_id.into(),
+                STATUS_QUEUED.into(),
+                now.into(),
+                0i64.into(),
+                0i64.into(),
+                now.into(),
+                now.into(),
+            ])
+            .to_owned(),
+    )
 }
 
 /// Enqueues a job inside the caller's transaction.
@@ -113,56 +152,68 @@ pub async fn claim(
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .to_owned();
-    let mut tx = db.begin().await?;
-    let jobs: Vec<ClaimedJob> = tx
-        .fetch_all(
-            Query::update()
-                .table("jobs")
-                .value("status", STATUS_RUNNING)
-                .value("lease_owner", owner)
-                .value("lease_until", lease_until)
-                .value("lease_token", Expr::col("lease_token").add(1))
-                .value("attempts", Expr::col("attempts").add(1))
-                .value("updated_at", now)
-                .and_where(Expr::col("id").in_subquery(due))
-                .returning(Query::returning().columns([
-                    "id",
-                    "org_id",
-                    "kind",
-                    "target_id",
-                    "lease_token",
-                    "attempts",
-                ])),
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(jobs)
+    // One statement: atomic on its own, so no explicit transaction (fewer round trips).
+    db.write_returning(
+        Query::update()
+            .table("jobs")
+            .value("status", STATUS_RUNNING)
+            .value("lease_owner", owner)
+            .value("lease_until", lease_until)
+            .value("lease_token", Expr::col("lease_token").add(1))
+            .value("attempts", Expr::col("attempts").add(1))
+            .value("updated_at", now)
+            .and_where(Expr::col("id").in_subquery(due))
+            .returning(Query::returning().columns([
+                "id",
+                "org_id",
+                "kind",
+                "target_id",
+                "lease_token",
+                "attempts",
+            ])),
+    )
+    .await
 }
 
-/// Within a transaction: refuses the transaction's writes unless `lease` is still current, and
-/// extends it to `until`. This is the fencing check that keeps a stale worker from committing.
-pub async fn check_lease(tx: &mut Tx, lease: &Lease, until: DateTime<Utc>) -> Result<()> {
-    let n = tx
-        .execute(
+/// Extends a lease (the heartbeat). Fails with [`StoreError::LeaseLost`] when another worker
+/// holds the job now.
+pub async fn heartbeat(db: &Db, lease: &Lease, until: DateTime<Utc>) -> Result<()> {
+    #[derive(sqlx::FromRow)]
+    struct Held {
+        #[allow(dead_code)]
+        id: Uuid,
+    }
+    let held: Vec<Held> = db
+        .write_returning(
             Query::update()
                 .table("jobs")
                 .value("lease_until", until)
                 .and_where(Expr::col("id").eq(lease.job_id))
                 .and_where(Expr::col("lease_token").eq(lease.token))
-                .and_where(Expr::col("status").eq(STATUS_RUNNING)),
+                .and_where(Expr::col("status").eq(STATUS_RUNNING))
+                .returning(Query::returning().column("id")),
         )
         .await?;
-    if n == 0 {
+    if held.is_empty() {
         return Err(StoreError::LeaseLost);
     }
     Ok(())
 }
 
-/// Extends a lease (the heartbeat).
-pub async fn heartbeat(db: &Db, lease: &Lease, until: DateTime<Utc>) -> Result<()> {
-    let mut tx = db.begin().await?;
-    check_lease(&mut tx, lease, until).await?;
-    tx.commit().await
+/// The statement that marks a job finished (only while `lease` is current), for batching with
+/// the writes that record the outcome.
+pub fn finish_statement(lease: &Lease, now: DateTime<Utc>) -> crate::Statement {
+    crate::Statement::Update(
+        Query::update()
+            .table("jobs")
+            .value("status", STATUS_DONE)
+            .value("lease_owner", Option::<String>::None)
+            .value("lease_until", Option::<DateTime<Utc>>::None)
+            .value("updated_at", now)
+            .and_where(Expr::col("id").eq(lease.job_id))
+            .and_where(Expr::col("lease_token").eq(lease.token))
+            .to_owned(),
+    )
 }
 
 /// Marks the job finished, inside the transaction that records the outcome.

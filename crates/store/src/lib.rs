@@ -18,5 +18,5 @@ pub mod orgs;
 pub mod providers;
 pub mod runs;
 
-pub use db::{Db, Dialect, Tx};
+pub use db::{Db, Dialect, Statement, Tx};
 pub use error::StoreError;

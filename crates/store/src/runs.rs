@@ -4,7 +4,7 @@
 //! which checks the worker's lease in the same transaction, so journal, events, run status and
 //! the job's completion always change together or not at all.
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Statement};
 use crate::error::{Result, StoreError};
 use crate::jobs::{self, Lease};
 use agentry_core::ids::{AgentId, RunId};
@@ -89,6 +89,10 @@ pub struct EventRow {
     pub data: Json<Value>,
     pub created_at: DateTime<Utc>,
 }
+
+/// For batches whose statements return nothing.
+#[derive(sqlx::FromRow)]
+struct NoRow {}
 
 pub struct NewRun {
     pub agent_id: AgentId,
@@ -210,16 +214,19 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
         }
         Err(e) => return Err(e),
     }
-    tx.execute(&insert_event(
-        row.id,
-        row.org_id,
-        1,
-        agentry_core::run::event::RUN_QUEUED,
-        serde_json::json!({"run_id": row.id}),
-        now,
-    ))
+    tx.run_all::<NoRow>(&[
+        Statement::Insert(insert_event(
+            row.id,
+            row.org_id,
+            1,
+            agentry_core::run::event::RUN_QUEUED,
+            serde_json::json!({"run_id": row.id}),
+            now,
+        )),
+        jobs::enqueue_statement(row.org_id, jobs::KIND_AGENT_RUN, row.id, now),
+    ])
     .await?;
-    jobs::enqueue(&mut tx, row.org_id, jobs::KIND_AGENT_RUN, row.id, now).await?;
+    tx.notify(jobs::NOTIFY_CHANNEL).await?;
     tx.commit().await?;
     Ok(CreateOutcome::Created(row))
 }
@@ -505,32 +512,50 @@ pub struct CommitOutcome {
 /// The lease itself is extended by the worker's heartbeat.
 pub async fn commit(db: &Db, lease: &Lease, batch: Commit) -> Result<CommitOutcome> {
     let now = Utc::now();
+    let statements = commit_statements(lease, batch, now)?;
     let mut tx = db.begin().await?;
-    let outcome = fenced_run_update(&mut tx, lease, &batch).await?;
-    write_batch(&mut tx, batch, lease, now).await?;
+    #[derive(sqlx::FromRow)]
+    struct Flag {
+        cancel_requested: bool,
+    }
+    let flags: Vec<Flag> = match tx.run_all(&statements).await {
+        Ok(rows) => rows,
+        // A step or event that already exists was written by the worker that holds the lease now.
+        Err(StoreError::Conflict) => return Err(StoreError::LeaseLost),
+        Err(e) => return Err(e),
+    };
+    let Some(flag) = flags.first() else {
+        // The fenced update matched nothing: the lease is gone. Dropping `tx` rolls back.
+        return Err(StoreError::LeaseLost);
+    };
     tx.commit().await?;
-    Ok(outcome)
+    Ok(CommitOutcome {
+        cancel_requested: flag.cancel_requested,
+    })
 }
 
-async fn fenced_run_update(tx: &mut Tx, lease: &Lease, batch: &Commit) -> Result<CommitOutcome> {
+/// The fenced run update first (it returns the cancel flag, or nothing when the lease is gone),
+/// then the journal steps, the events and, for an ending, the job's completion.
+fn commit_statements(lease: &Lease, batch: Commit, now: DateTime<Utc>) -> Result<Vec<Statement>> {
     let mut update = Query::update();
     update.table("runs");
-    match &batch.change {
+    let ended = matches!(batch.change, RunChange::Ended { .. });
+    match batch.change {
         RunChange::None => {
             update.value("cancel_requested", Expr::col("cancel_requested"));
         }
         RunChange::Started { at } => {
             update
                 .value("status", RunStatus::Running.as_str())
-                .value("started_at", *at);
+                .value("started_at", at);
         }
         RunChange::Usage {
             input_tokens,
             output_tokens,
         } => {
             update
-                .value("input_tokens", *input_tokens)
-                .value("output_tokens", *output_tokens);
+                .value("input_tokens", input_tokens)
+                .value("output_tokens", output_tokens);
         }
         RunChange::Ended {
             status,
@@ -541,16 +566,15 @@ async fn fenced_run_update(tx: &mut Tx, lease: &Lease, batch: &Commit) -> Result
             at,
         } => {
             let error = error
-                .as_ref()
                 .map(|e| serde_json::to_value(e).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .transpose()?;
             update
                 .value("status", status.as_str())
-                .value("output", output.clone())
+                .value("output", output)
                 .value("error", error)
-                .value("input_tokens", *input_tokens)
-                .value("output_tokens", *output_tokens)
-                .value("ended_at", *at);
+                .value("input_tokens", input_tokens)
+                .value("output_tokens", output_tokens)
+                .value("ended_at", at);
         }
     }
     let lease_is_current = Query::select()
@@ -564,20 +588,7 @@ async fn fenced_run_update(tx: &mut Tx, lease: &Lease, batch: &Commit) -> Result
         .and_where(Expr::col("id").eq(batch.run_id))
         .and_where(Expr::exists(lease_is_current))
         .returning(Query::returning().column("cancel_requested"));
-    #[derive(sqlx::FromRow)]
-    struct Flag {
-        cancel_requested: bool,
-    }
-    let flag: Option<Flag> = tx.fetch_optional(&update).await?;
-    match flag {
-        Some(f) => Ok(CommitOutcome {
-            cancel_requested: f.cancel_requested,
-        }),
-        None => Err(StoreError::LeaseLost),
-    }
-}
-
-async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Utc>) -> Result<()> {
+    let mut statements = vec![Statement::Update(update)];
     if !batch.steps.is_empty() {
         let mut insert = Query::insert();
         insert.into_table("run_steps").columns([
@@ -600,7 +611,7 @@ async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Ut
                 step.ended_at.into(),
             ]);
         }
-        tx.execute(&insert).await?;
+        statements.push(Statement::Insert(insert));
     }
     if !batch.events.is_empty() {
         let mut insert = Query::insert();
@@ -622,12 +633,12 @@ async fn write_batch(tx: &mut Tx, batch: Commit, lease: &Lease, now: DateTime<Ut
                 now.into(),
             ]);
         }
-        tx.execute(&insert).await?;
+        statements.push(Statement::Insert(insert));
     }
-    if matches!(batch.change, RunChange::Ended { .. }) {
-        jobs::finish(tx, lease, now).await?;
+    if ended {
+        statements.push(jobs::finish_statement(lease, now));
     }
-    Ok(())
+    Ok(statements)
 }
 
 /// Counts runs by status (for `/metrics`). System-wide.

@@ -8,6 +8,7 @@ mod harness;
 
 mod agent_runs;
 mod api_errors;
+mod browser;
 mod cli;
 mod durability;
 mod streaming;
