@@ -70,12 +70,7 @@ impl IntoResponse for ApiError {
 
 /// Renders [`ApiError`]s (and axum's bodiless rejections) as the JSON error body.
 pub async fn error_body(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let request_id = crate::middleware::request_id(request.headers());
     let is_api = request.uri().path().starts_with("/api/");
     let method = request.method().clone();
     let mut response = next.run(request).await;

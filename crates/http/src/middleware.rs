@@ -20,12 +20,7 @@ pub async fn record_request(request: Request, next: Next) -> axum::response::Res
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let request_id = request_id(request.headers());
     // Every log line written while handling the request carries its id.
     let span = tracing::info_span!("request", request_id = %request_id);
     let response = next.run(request).instrument(span).await;
@@ -43,6 +38,15 @@ pub async fn record_request(request: Request, next: Next) -> axum::response::Res
         "request"
     );
     response
+}
+
+/// The id `SetRequestIdLayer` gave the request.
+pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
 }
 
 pub async fn api_not_found() -> ApiError {

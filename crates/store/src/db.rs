@@ -32,6 +32,8 @@ pub enum Db {
     Sqlite {
         writer: SqlitePool,
         readers: SqlitePool,
+        /// Executes hot write batches on a dedicated thread (see `writer.rs`).
+        batches: crate::writer::Writer,
     },
     Postgres(PgPool),
 }
@@ -70,7 +72,13 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options.read_only(true))
                 .await?;
-            Db::Sqlite { writer, readers }
+            let batches = crate::writer::Writer::start(writer.clone())
+                .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer: {e}")))?;
+            Db::Sqlite {
+                writer,
+                readers,
+                batches,
+            }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(2))
@@ -117,7 +125,9 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { writer, readers } => {
+            Db::Sqlite {
+                writer, readers, ..
+            } => {
                 writer.close().await;
                 readers.close().await;
             }
@@ -186,6 +196,41 @@ impl Db {
                     .map_err(StoreError::from_write)?
             }
         })
+    }
+
+    /// Runs statements as one transaction whose first statement returns one boolean column
+    /// (e.g. `RETURNING cancel_requested`). With `fenced`, a first statement that returns no
+    /// row means the transaction's precondition failed: nothing is written and
+    /// [`StoreError::LeaseLost`] is returned. Unique violations become [`StoreError::Conflict`].
+    pub async fn write_batch(&self, statements: &[Statement], fenced: bool) -> Result<Vec<bool>> {
+        match self {
+            Db::Sqlite { batches, .. } => {
+                let mut sql = String::new();
+                let mut values = sea_query::Values(Vec::new());
+                for statement in statements {
+                    let (text, mut v) = statement.build(SqliteQueryBuilder);
+                    sql.push_str(&text);
+                    sql.push_str(";\n");
+                    values.0.append(&mut v.0.0);
+                }
+                batches
+                    .run(crate::writer::WriteBatch {
+                        sql,
+                        values: sea_query_sqlx::SqlxValues(values),
+                        fenced,
+                    })
+                    .await
+            }
+            Db::Postgres(_) => {
+                let mut tx = self.begin().await?;
+                let rows: Vec<(bool,)> = tx.run_all(statements).await?;
+                if fenced && rows.is_empty() {
+                    return Err(StoreError::LeaseLost);
+                }
+                tx.commit().await?;
+                Ok(rows.into_iter().map(|(b,)| b).collect())
+            }
+        }
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).

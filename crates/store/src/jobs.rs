@@ -87,48 +87,6 @@ pub fn enqueue_statement(
     )
 }
 
-/// Enqueues a job inside the caller's transaction.
-pub async fn enqueue(
-    tx: &mut Tx,
-    org_id: Uuid,
-    kind: &str,
-    target_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Uuid> {
-    let id = Uuid::now_v7();
-    tx.execute(
-        Query::insert()
-            .into_table("jobs")
-            .columns([
-                "id",
-                "org_id",
-                "kind",
-                "target_id",
-                "status",
-                "run_at",
-                "lease_token",
-                "attempts",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                id.into(),
-                org_id.into(),
-                kind.into(),
-                target_id.into(),
-                STATUS_QUEUED.into(),
-                now.into(),
-                0i64.into(),
-                0i64.into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
-    .await?;
-    tx.notify(NOTIFY_CHANNEL).await?;
-    Ok(id)
-}
-
 /// Claims up to `limit` jobs that are due, or whose previous holder's lease expired.
 pub async fn claim(
     db: &Db,
@@ -202,35 +160,21 @@ pub async fn heartbeat(db: &Db, lease: &Lease, until: DateTime<Utc>) -> Result<(
 
 /// The statement that marks a job finished (only while `lease` is current), for batching with
 /// the writes that record the outcome.
-pub fn finish_statement(lease: &Lease, now: DateTime<Utc>) -> crate::Statement {
-    crate::Statement::Update(
-        Query::update()
-            .table("jobs")
-            .value("status", STATUS_DONE)
-            .value("lease_owner", Option::<String>::None)
-            .value("lease_until", Option::<DateTime<Utc>>::None)
-            .value("updated_at", now)
-            .and_where(Expr::col("id").eq(lease.job_id))
-            .and_where(Expr::col("lease_token").eq(lease.token))
-            .to_owned(),
-    )
+pub fn finish_update(lease: &Lease, now: DateTime<Utc>) -> sea_query::UpdateStatement {
+    Query::update()
+        .table("jobs")
+        .value("status", STATUS_DONE)
+        .value("lease_owner", Option::<String>::None)
+        .value("lease_until", Option::<DateTime<Utc>>::None)
+        .value("updated_at", now)
+        .and_where(Expr::col("id").eq(lease.job_id))
+        .and_where(Expr::col("lease_token").eq(lease.token))
+        .to_owned()
 }
 
 /// Marks the job finished, inside the transaction that records the outcome.
 pub async fn finish(tx: &mut Tx, lease: &Lease, now: DateTime<Utc>) -> Result<()> {
-    let n = tx
-        .execute(
-            Query::update()
-                .table("jobs")
-                .value("status", STATUS_DONE)
-                .value("lease_owner", Option::<String>::None)
-                .value("lease_until", Option::<DateTime<Utc>>::None)
-                .value("updated_at", now)
-                .and_where(Expr::col("id").eq(lease.job_id))
-                .and_where(Expr::col("lease_token").eq(lease.token)),
-        )
-        .await?;
-    if n == 0 {
+    if tx.execute(&finish_update(lease, now)).await? == 0 {
         return Err(StoreError::LeaseLost);
     }
     Ok(())

@@ -17,6 +17,7 @@ mod migrations;
 pub mod orgs;
 pub mod providers;
 pub mod runs;
+pub mod writer;
 
 pub use db::{Db, Dialect, Statement, Tx};
 pub use error::StoreError;

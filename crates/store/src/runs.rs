@@ -511,26 +511,15 @@ pub struct CommitOutcome {
 /// cost no extra round trip. A run that ends also finishes its job in the same transaction.
 /// The lease itself is extended by the worker's heartbeat.
 pub async fn commit(db: &Db, lease: &Lease, batch: Commit) -> Result<CommitOutcome> {
-    let now = Utc::now();
-    let statements = commit_statements(lease, batch, now)?;
-    let mut tx = db.begin().await?;
-    #[derive(sqlx::FromRow)]
-    struct Flag {
-        cancel_requested: bool,
-    }
-    let flags: Vec<Flag> = match tx.run_all(&statements).await {
-        Ok(rows) => rows,
+    let statements = commit_statements(lease, batch, Utc::now())?;
+    let flags = match db.write_batch(&statements, true).await {
+        Ok(flags) => flags,
         // A step or event that already exists was written by the worker that holds the lease now.
         Err(StoreError::Conflict) => return Err(StoreError::LeaseLost),
         Err(e) => return Err(e),
     };
-    let Some(flag) = flags.first() else {
-        // The fenced update matched nothing: the lease is gone. Dropping `tx` rolls back.
-        return Err(StoreError::LeaseLost);
-    };
-    tx.commit().await?;
     Ok(CommitOutcome {
-        cancel_requested: flag.cancel_requested,
+        cancel_requested: flags.first().copied().unwrap_or(false),
     })
 }
 
@@ -636,7 +625,7 @@ fn commit_statements(lease: &Lease, batch: Commit, now: DateTime<Utc>) -> Result
         statements.push(Statement::Insert(insert));
     }
     if ended {
-        statements.push(jobs::finish_statement(lease, now));
+        statements.push(Statement::Update(jobs::finish_update(lease, now)));
     }
     Ok(statements)
 }

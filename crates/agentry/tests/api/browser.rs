@@ -146,7 +146,10 @@ impl Browser {
             if url.contains(part) {
                 return;
             }
-            assert!(Instant::now() < deadline, "never reached a URL with {part}; at {url}");
+            assert!(
+                Instant::now() < deadline,
+                "never reached a URL with {part}; at {url}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -161,7 +164,22 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session first (chromedriver then closes Chromium; killing only the driver would
+    /// orphan the browser), with a plain blocking request since `drop` cannot await.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://").to_string();
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut answer = Vec::new();
+                let _ = stream.read_to_end(&mut answer);
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
