@@ -177,32 +177,15 @@ impl Db {
         Ok(n)
     }
 
-    /// Runs one write statement on its own (it is atomic without an explicit transaction) and
-    /// returns the rows it returns.
-    pub async fn write_returning<T: AnyRow, S: SqlxBinder>(&self, stmt: &S) -> Result<Vec<T>> {
-        Ok(match self {
-            Db::Sqlite { writer, .. } => {
-                let (sql, values) = stmt.build_sqlx(SqliteQueryBuilder);
-                sqlx::query_as_with::<Sqlite, T, _>(AssertSqlSafe(sql), values)
-                    .fetch_all(writer)
-                    .await
-                    .map_err(StoreError::from_write)?
-            }
-            Db::Postgres(pool) => {
-                let (sql, values) = stmt.build_sqlx(PostgresQueryBuilder);
-                sqlx::query_as_with::<Postgres, T, _>(AssertSqlSafe(sql), values)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(StoreError::from_write)?
-            }
-        })
-    }
-
-    /// Runs statements as one transaction whose first statement returns one boolean column
-    /// (e.g. `RETURNING cancel_requested`). With `fenced`, a first statement that returns no
-    /// row means the transaction's precondition failed: nothing is written and
-    /// [`StoreError::LeaseLost`] is returned. Unique violations become [`StoreError::Conflict`].
-    pub async fn write_batch(&self, statements: &[Statement], fenced: bool) -> Result<Vec<bool>> {
+    /// Runs statements as one transaction and returns the rows they return (`RETURNING`).
+    /// With `fenced`, the first statement is a precondition: when it returns no row nothing is
+    /// written and [`StoreError::LeaseLost`] is returned. Unique violations become
+    /// [`StoreError::Conflict`]. On SQLite the batch is one call, executed by the writer thread.
+    pub async fn write_batch<T: AnyRow>(
+        &self,
+        statements: &[Statement],
+        fenced: bool,
+    ) -> Result<Vec<T>> {
         match self {
             Db::Sqlite { batches, .. } => {
                 let mut sql = String::new();
@@ -213,22 +196,25 @@ impl Db {
                     sql.push_str(";\n");
                     values.0.append(&mut v.0.0);
                 }
-                batches
+                let rows = batches
                     .run(crate::writer::WriteBatch {
                         sql,
                         values: sea_query_sqlx::SqlxValues(values),
                         fenced,
                     })
-                    .await
+                    .await?;
+                rows.iter()
+                    .map(|row| T::from_row(row).map_err(StoreError::Database))
+                    .collect()
             }
             Db::Postgres(_) => {
                 let mut tx = self.begin().await?;
-                let rows: Vec<(bool,)> = tx.run_all(statements).await?;
+                let rows: Vec<T> = tx.run_all(statements).await?;
                 if fenced && rows.is_empty() {
                     return Err(StoreError::LeaseLost);
                 }
                 tx.commit().await?;
-                Ok(rows.into_iter().map(|(b,)| b).collect())
+                Ok(rows)
             }
         }
     }
@@ -254,6 +240,7 @@ impl Db {
 pub enum Statement {
     Insert(sea_query::InsertStatement),
     Update(sea_query::UpdateStatement),
+    Delete(sea_query::DeleteStatement),
 }
 
 impl Statement {
@@ -264,6 +251,7 @@ impl Statement {
         match self {
             Statement::Insert(s) => s.build_sqlx(builder),
             Statement::Update(s) => s.build_sqlx(builder),
+            Statement::Delete(s) => s.build_sqlx(builder),
         }
     }
 }

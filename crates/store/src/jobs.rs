@@ -87,6 +87,16 @@ pub fn enqueue_statement(
     )
 }
 
+/// Wakes workers of every replica (PostgreSQL `NOTIFY`); on SQLite the caller wakes its own.
+pub async fn notify_enqueued(db: &Db) -> Result<()> {
+    if db.pg_pool().is_some() {
+        let mut tx = db.begin().await?;
+        tx.notify(NOTIFY_CHANNEL).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Claims up to `limit` jobs that are due, or whose previous holder's lease expired.
 pub async fn claim(
     db: &Db,
@@ -110,27 +120,26 @@ pub async fn claim(
         .limit(limit)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .to_owned();
-    // One statement: atomic on its own, so no explicit transaction (fewer round trips).
-    db.write_returning(
-        Query::update()
-            .table("jobs")
-            .value("status", STATUS_RUNNING)
-            .value("lease_owner", owner)
-            .value("lease_until", lease_until)
-            .value("lease_token", Expr::col("lease_token").add(1))
-            .value("attempts", Expr::col("attempts").add(1))
-            .value("updated_at", now)
-            .and_where(Expr::col("id").in_subquery(due))
-            .returning(Query::returning().columns([
-                "id",
-                "org_id",
-                "kind",
-                "target_id",
-                "lease_token",
-                "attempts",
-            ])),
-    )
-    .await
+    let claim = Query::update()
+        .table("jobs")
+        .value("status", STATUS_RUNNING)
+        .value("lease_owner", owner)
+        .value("lease_until", lease_until)
+        .value("lease_token", Expr::col("lease_token").add(1))
+        .value("attempts", Expr::col("attempts").add(1))
+        .value("updated_at", now)
+        .and_where(Expr::col("id").in_subquery(due))
+        .returning(Query::returning().columns([
+            "id",
+            "org_id",
+            "kind",
+            "target_id",
+            "lease_token",
+            "attempts",
+        ]))
+        .to_owned();
+    db.write_batch(&[crate::Statement::Update(claim)], false)
+        .await
 }
 
 /// Extends a lease (the heartbeat). Fails with [`StoreError::LeaseLost`] when another worker
@@ -141,20 +150,21 @@ pub async fn heartbeat(db: &Db, lease: &Lease, until: DateTime<Utc>) -> Result<(
         #[allow(dead_code)]
         id: Uuid,
     }
-    let held: Vec<Held> = db
-        .write_returning(
-            Query::update()
-                .table("jobs")
-                .value("lease_until", until)
-                .and_where(Expr::col("id").eq(lease.job_id))
-                .and_where(Expr::col("lease_token").eq(lease.token))
-                .and_where(Expr::col("status").eq(STATUS_RUNNING))
-                .returning(Query::returning().column("id")),
+    let _held: Vec<Held> = db
+        .write_batch(
+            &[crate::Statement::Update(
+                Query::update()
+                    .table("jobs")
+                    .value("lease_until", until)
+                    .and_where(Expr::col("id").eq(lease.job_id))
+                    .and_where(Expr::col("lease_token").eq(lease.token))
+                    .and_where(Expr::col("status").eq(STATUS_RUNNING))
+                    .returning(Query::returning().column("id"))
+                    .to_owned(),
+            )],
+            true,
         )
         .await?;
-    if held.is_empty() {
-        return Err(StoreError::LeaseLost);
-    }
     Ok(())
 }
 

@@ -171,40 +171,52 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
         started_at: None,
         ended_at: None,
     };
-    let mut tx = db.begin().await?;
-    let inserted = tx
-        .execute(
-            Query::insert()
-                .into_table("runs")
-                .columns(RUN_COLUMNS)
-                .values_panic([
-                    row.id.into(),
-                    row.org_id.into(),
-                    row.workspace_id.into(),
-                    row.agent_id.into(),
-                    row.agent_slug.clone().into(),
-                    row.agent_version.into(),
-                    row.thread_id.clone().into(),
-                    row.status.clone().into(),
-                    row.input.0.clone().into(),
-                    Option::<String>::None.into(),
-                    Option::<Value>::None.into(),
-                    0i64.into(),
-                    0i64.into(),
-                    row.idempotency_key.clone().into(),
-                    row.request_hash.clone().into(),
-                    false.into(),
-                    now.into(),
-                    Option::<DateTime<Utc>>::None.into(),
-                    Option::<DateTime<Utc>>::None.into(),
-                ]),
+    let insert_run = Query::insert()
+        .into_table("runs")
+        .columns(RUN_COLUMNS)
+        .values_panic([
+            row.id.into(),
+            row.org_id.into(),
+            row.workspace_id.into(),
+            row.agent_id.into(),
+            row.agent_slug.clone().into(),
+            row.agent_version.into(),
+            row.thread_id.clone().into(),
+            row.status.clone().into(),
+            row.input.0.clone().into(),
+            Option::<String>::None.into(),
+            Option::<Value>::None.into(),
+            0i64.into(),
+            0i64.into(),
+            row.idempotency_key.clone().into(),
+            row.request_hash.clone().into(),
+            false.into(),
+            now.into(),
+            Option::<DateTime<Utc>>::None.into(),
+            Option::<DateTime<Utc>>::None.into(),
+        ])
+        .to_owned();
+    let written = db
+        .write_batch::<NoRow>(
+            &[
+                Statement::Insert(insert_run),
+                Statement::Insert(insert_event(
+                    row.id,
+                    row.org_id,
+                    1,
+                    agentry_core::run::event::RUN_QUEUED,
+                    serde_json::json!({"run_id": row.id}),
+                    now,
+                )),
+                jobs::enqueue_statement(row.org_id, jobs::KIND_AGENT_RUN, row.id, now),
+            ],
+            false,
         )
         .await;
-    match inserted {
+    match written {
         Ok(_) => {}
         // Two requests with one Idempotency-Key raced: the other one won; answer with its run.
         Err(StoreError::Conflict) => {
-            drop(tx);
             if let Some(key) = &row.idempotency_key
                 && let Some(existing) = get_by_idempotency_key(db, scope, key).await?
             {
@@ -214,20 +226,7 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
         }
         Err(e) => return Err(e),
     }
-    tx.run_all::<NoRow>(&[
-        Statement::Insert(insert_event(
-            row.id,
-            row.org_id,
-            1,
-            agentry_core::run::event::RUN_QUEUED,
-            serde_json::json!({"run_id": row.id}),
-            now,
-        )),
-        jobs::enqueue_statement(row.org_id, jobs::KIND_AGENT_RUN, row.id, now),
-    ])
-    .await?;
-    tx.notify(jobs::NOTIFY_CHANNEL).await?;
-    tx.commit().await?;
+    jobs::notify_enqueued(db).await?;
     Ok(CreateOutcome::Created(row))
 }
 
@@ -512,14 +511,18 @@ pub struct CommitOutcome {
 /// The lease itself is extended by the worker's heartbeat.
 pub async fn commit(db: &Db, lease: &Lease, batch: Commit) -> Result<CommitOutcome> {
     let statements = commit_statements(lease, batch, Utc::now())?;
-    let flags = match db.write_batch(&statements, true).await {
+    #[derive(sqlx::FromRow)]
+    struct Flag {
+        cancel_requested: bool,
+    }
+    let flags: Vec<Flag> = match db.write_batch(&statements, true).await {
         Ok(flags) => flags,
         // A step or event that already exists was written by the worker that holds the lease now.
         Err(StoreError::Conflict) => return Err(StoreError::LeaseLost),
         Err(e) => return Err(e),
     };
     Ok(CommitOutcome {
-        cancel_requested: flags.first().copied().unwrap_or(false),
+        cancel_requested: flags.first().is_some_and(|f| f.cancel_requested),
     })
 }
 

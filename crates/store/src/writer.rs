@@ -5,7 +5,7 @@
 
 use crate::error::{Result, StoreError};
 use sea_query_sqlx::SqlxValues;
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,7 +18,7 @@ pub(crate) struct WriteBatch {
     pub(crate) fenced: bool,
 }
 
-type Reply = oneshot::Sender<Result<Vec<bool>>>;
+type Reply = oneshot::Sender<Result<Vec<SqliteRow>>>;
 
 #[derive(Debug, Clone)]
 pub struct Writer {
@@ -43,9 +43,9 @@ impl Writer {
         Ok(Writer { jobs: tx })
     }
 
-    /// Runs the batch in one `BEGIN IMMEDIATE` transaction; returns the booleans the batch's
-    /// statements returned (the first column of each returned row).
-    pub(crate) async fn run(&self, batch: WriteBatch) -> Result<Vec<bool>> {
+    /// Runs the batch in one `BEGIN IMMEDIATE` transaction; returns the rows its statements
+    /// returned.
+    pub(crate) async fn run(&self, batch: WriteBatch) -> Result<Vec<SqliteRow>> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((batch, reply))
@@ -56,17 +56,16 @@ impl Writer {
     }
 }
 
-async fn execute(pool: &SqlitePool, batch: WriteBatch) -> Result<Vec<bool>> {
+async fn execute(pool: &SqlitePool, batch: WriteBatch) -> Result<Vec<SqliteRow>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let rows: Vec<(bool,)> =
-        sqlx::query_as_with::<Sqlite, (bool,), _>(AssertSqlSafe(batch.sql), batch.values)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from_write)?;
+    let rows = sqlx::query_with::<Sqlite, _>(AssertSqlSafe(batch.sql), batch.values)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::from_write)?;
     if batch.fenced && rows.is_empty() {
         // Dropping the transaction rolls it back.
         return Err(StoreError::LeaseLost);
     }
     tx.commit().await?;
-    Ok(rows.into_iter().map(|(b,)| b).collect())
+    Ok(rows)
 }

@@ -176,8 +176,9 @@ impl Drop for Browser {
                 self.session
             );
             if stream.write_all(request.as_bytes()).is_ok() {
-                let mut answer = Vec::new();
-                let _ = stream.read_to_end(&mut answer);
+                // The answer arrives once the browser has closed; its first bytes are enough.
+                let mut answer = [0u8; 512];
+                let _ = stream.read(&mut answer);
             }
         }
         let _ = self.driver.kill();
