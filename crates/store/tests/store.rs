@@ -13,7 +13,10 @@ async fn databases() -> Vec<(Db, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let mut dbs = vec![(Db::connect(&url, 4).await.unwrap(), Some(dir))];
-    if let Ok(url) = std::env::var("AGENTRY_TEST_DATABASE_URL") {
+    if let Some(url) = std::env::var("AGENTRY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         dbs.push((Db::connect(&url, 4).await.unwrap(), None));
     } else {
         eprintln!("NOTE: AGENTRY_TEST_DATABASE_URL not set: PostgreSQL store tests skipped");

@@ -25,9 +25,12 @@ impl Storage {
     pub async fn new() -> Storage {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        let database_url = match std::env::var("AGENTRY_TEST_DATABASE_URL") {
-            Ok(admin_url) => fresh_pg_database(&admin_url).await,
-            Err(_) => format!("sqlite://{}", dir.path().join("agentry.db").display()),
+        let pg = std::env::var("AGENTRY_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty());
+        let database_url = match pg {
+            Some(admin_url) => fresh_pg_database(&admin_url).await,
+            None => format!("sqlite://{}", dir.path().join("agentry.db").display()),
         };
         Storage {
             data_dir,
