@@ -188,18 +188,11 @@ impl Db {
     ) -> Result<Vec<T>> {
         match self {
             Db::Sqlite { batches, .. } => {
-                let mut sql = String::new();
-                let mut values = sea_query::Values(Vec::new());
-                for statement in statements {
-                    let (text, mut v) = statement.build(SqliteQueryBuilder);
-                    sql.push_str(&text);
-                    sql.push_str(";\n");
-                    values.0.append(&mut v.0.0);
-                }
+                let (sql, values) = render_sqlite_batch(statements);
                 let rows = batches
                     .run(crate::writer::WriteBatch {
                         sql,
-                        values: sea_query_sqlx::SqlxValues(values),
+                        values,
                         fenced,
                     })
                     .await?;
@@ -254,6 +247,20 @@ impl Statement {
             Statement::Delete(s) => s.build_sqlx(builder),
         }
     }
+}
+
+/// Joins statements into one SQLite call; sqlx binds positional arguments across statements in
+/// order, so the values are simply concatenated.
+fn render_sqlite_batch(statements: &[Statement]) -> (String, sea_query_sqlx::SqlxValues) {
+    let mut sql = String::new();
+    let mut values = sea_query::Values(Vec::new());
+    for statement in statements {
+        let (text, mut v) = statement.build(SqliteQueryBuilder);
+        sql.push_str(&text);
+        sql.push_str(";\n");
+        values.0.append(&mut v.0.0);
+    }
+    (sql, sea_query_sqlx::SqlxValues(values))
 }
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -323,24 +330,14 @@ impl Tx {
     pub async fn run_all<T: AnyRow>(&mut self, statements: &[Statement]) -> Result<Vec<T>> {
         match self {
             Tx::Sqlite(tx) => {
-                let mut sql = String::new();
-                let mut values = sea_query::Values(Vec::new());
-                for statement in statements {
-                    let (text, mut v) = statement.build(SqliteQueryBuilder);
-                    sql.push_str(&text);
-                    sql.push_str(";\n");
-                    values.0.append(&mut v.0.0);
-                }
+                let (sql, values) = render_sqlite_batch(statements);
                 if sql.is_empty() {
                     return Ok(Vec::new());
                 }
-                sqlx::query_as_with::<Sqlite, T, _>(
-                    AssertSqlSafe(sql),
-                    sea_query_sqlx::SqlxValues(values),
-                )
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(StoreError::from_write)
+                sqlx::query_as_with::<Sqlite, T, _>(AssertSqlSafe(sql), values)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(StoreError::from_write)
             }
             Tx::Postgres(tx) => {
                 let mut rows = Vec::new();
