@@ -40,18 +40,12 @@ async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url();
     Db::connect(&url, config.database_max_connections)
         .await
-        .with_context(|| format!("cannot open the database {}", agentry_store_redacted(&url)))
-}
-
-fn agentry_store_redacted(url: &str) -> String {
-    match url.split_once('@') {
-        Some((head, tail)) if head.contains("://") => {
-            let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
-            let user = head[scheme_end..].split(':').next().unwrap_or("");
-            format!("{}{}:***@{}", &head[..scheme_end], user, tail)
-        }
-        _ => url.to_string(),
-    }
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                agentry_store::redact_url(&url)
+            )
+        })
 }
 
 pub async fn migrate(config_file: Option<PathBuf>, args: MigrateArgs) -> anyhow::Result<ExitCode> {

@@ -89,11 +89,7 @@ pub async fn create(db: &Db, scope: WorkspaceScope, key: NewApiKey<'_>) -> Resul
                 row.created_at.into(),
             ]),
     )
-    .await
-    .map_err(|e| match e {
-        crate::StoreError::Database(e) => crate::StoreError::from_write(e),
-        other => other,
-    })?;
+    .await?;
     Ok(row)
 }
 

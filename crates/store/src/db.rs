@@ -73,7 +73,7 @@ impl Db {
                 .connect_with(options.read_only(true))
                 .await?;
             let batches = crate::writer::Writer::start(writer.clone())
-                .map_err(|e| StoreError::Corrupt(format!("cannot start the SQLite writer: {e}")))?;
+                .map_err(|e| StoreError::Writer(format!("cannot start it: {e}")))?;
             Db::Sqlite {
                 writer,
                 readers,

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// A row failed to decode into a domain type.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The SQLite writer thread could not start or has stopped.
+    #[error("the SQLite writer thread: {0}")]
+    Writer(String),
     /// The executing worker's lease was taken over by another worker; its write was refused.
     #[error("lease lost")]
     LeaseLost,

@@ -19,5 +19,5 @@ pub mod providers;
 pub mod runs;
 pub mod writer;
 
-pub use db::{Db, Dialect, Statement, Tx};
+pub use db::{Db, Dialect, Statement, Tx, redact_url};
 pub use error::StoreError;

@@ -327,19 +327,22 @@ pub async fn events_after(
     .await
 }
 
+#[derive(sqlx::FromRow)]
+struct MaxSeq {
+    seq: Option<i64>,
+}
+
+/// The highest event sequence of a run (0 when it has none).
+fn max_seq(run_id: Uuid) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::col("seq").max(), "seq")
+        .from("run_events")
+        .and_where(Expr::col("run_id").eq(run_id))
+        .to_owned()
+}
+
 pub async fn last_event_seq(db: &Db, run_id: Uuid) -> Result<i64> {
-    #[derive(sqlx::FromRow)]
-    struct Max {
-        seq: Option<i64>,
-    }
-    let row: Option<Max> = db
-        .fetch_optional(
-            Query::select()
-                .expr_as(Expr::col("seq").max(), "seq")
-                .from("run_events")
-                .and_where(Expr::col("run_id").eq(run_id)),
-        )
-        .await?;
+    let row: Option<MaxSeq> = db.fetch_optional(&max_seq(run_id)).await?;
     Ok(row.and_then(|r| r.seq).unwrap_or(0))
 }
 
@@ -376,18 +379,7 @@ pub async fn request_cancel(db: &Db, scope: WorkspaceScope, id: RunId) -> Result
         )
         .await?;
     if cancelled > 0 {
-        #[derive(sqlx::FromRow)]
-        struct Max {
-            seq: Option<i64>,
-        }
-        let max: Option<Max> = tx
-            .fetch_optional(
-                Query::select()
-                    .expr_as(Expr::col("seq").max(), "seq")
-                    .from("run_events")
-                    .and_where(Expr::col("run_id").eq(id.0)),
-            )
-            .await?;
+        let max: Option<MaxSeq> = tx.fetch_optional(&max_seq(id.0)).await?;
         let seq = max.and_then(|m| m.seq).unwrap_or(0) + 1;
         tx.execute(&insert_event(
             id.0,

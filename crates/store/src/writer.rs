@@ -49,10 +49,10 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send((batch, reply))
-            .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?;
+            .map_err(|_| StoreError::Writer("it has stopped".into()))?;
         answer
             .await
-            .map_err(|_| StoreError::Corrupt("the SQLite writer has stopped".into()))?
+            .map_err(|_| StoreError::Writer("it has stopped".into()))?
     }
 }
 
