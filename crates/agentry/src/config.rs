@@ -36,6 +36,34 @@ pub struct Config {
     pub model_max_retries: u32,
     /// Instance-wide providers every organization can use.
     pub providers: Vec<InstanceProvider>,
+    /// Where people reach this instance; `https://…` turns on `Secure` `__Host-` cookies.
+    pub public_url: Option<String>,
+    /// Sessions end after this many minutes without a request…
+    pub session_idle_minutes: u64,
+    /// …and this many hours after sign-in, however active.
+    pub session_absolute_hours: u64,
+    pub invitation_ttl_hours: u64,
+    /// Password reset links live at most 30 minutes.
+    pub reset_ttl_minutes: u64,
+    /// Runs an organization may have queued or running at once (0 = no cap).
+    pub org_max_active_runs: i64,
+    /// Audit entries older than this many days are deleted (0 = keep forever).
+    pub audit_retention_days: u64,
+    /// Request limits per API key / user and route class, and sign-in throttling.
+    pub rate_limits: agentry_ratelimit::PoliciesConfig,
+    /// `redis://…`: rate limits shared by every replica; without it they are per process.
+    pub redis_url: Option<String>,
+    /// Origins (besides this instance's own) allowed to send cookie-authenticated requests.
+    pub trusted_origins: Vec<String>,
+    /// `smtp://user:pass@host:587` (STARTTLS) or `smtps://…:465`, for invitations and resets.
+    pub smtp_url: Option<String>,
+    /// Write emails as .eml files here instead (development).
+    pub mail_dir: Option<PathBuf>,
+    pub mail_from: String,
+    /// Email of the owner account created on first start.
+    pub admin_email: String,
+    /// Allow identity providers on plain http (development only).
+    pub sso_allow_http: bool,
 }
 
 impl Default for Config {
@@ -56,6 +84,21 @@ impl Default for Config {
             model_total_timeout_seconds: 600,
             model_max_retries: 2,
             providers: Vec::new(),
+            public_url: None,
+            session_idle_minutes: 8 * 60,
+            session_absolute_hours: 7 * 24,
+            invitation_ttl_hours: 7 * 24,
+            reset_ttl_minutes: 30,
+            org_max_active_runs: 1000,
+            audit_retention_days: 0,
+            rate_limits: agentry_ratelimit::PoliciesConfig::default(),
+            redis_url: None,
+            trusted_origins: Vec::new(),
+            smtp_url: None,
+            mail_dir: None,
+            mail_from: "Agentry <agentry@localhost.localdomain>".into(),
+            admin_email: "admin@localhost.localdomain".into(),
+            sso_allow_http: false,
         }
     }
 }
@@ -74,7 +117,9 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("AGENTRY_").split("__").ignore(&[
             "ADMIN_TOKEN",
+            "ADMIN_PASSWORD",
             "MASTER_KEY",
+            "MASTER_KEY_PREVIOUS",
             "TOKEN",
             "URL",
             "CONFIG",
@@ -82,6 +127,23 @@ impl Config {
             "TEST_DATABASE_URL",
         ]));
         Ok(figment.extract()?)
+    }
+
+    pub fn identity(&self, bind: &str) -> agentry_engine::IdentityConfig {
+        use std::time::Duration;
+        agentry_engine::IdentityConfig {
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{bind}")),
+            session_idle: Duration::from_secs(self.session_idle_minutes.max(1) * 60),
+            session_absolute: Duration::from_secs(self.session_absolute_hours.max(1) * 3600),
+            invitation_ttl: Duration::from_secs(self.invitation_ttl_hours.max(1) * 3600),
+            reset_ttl: Duration::from_secs(self.reset_ttl_minutes.clamp(1, 30) * 60),
+            org_max_active_runs: self.org_max_active_runs,
+            audit_retention: (self.audit_retention_days > 0)
+                .then(|| Duration::from_secs(self.audit_retention_days * 86_400)),
+        }
     }
 
     pub fn database_url(&self) -> String {

@@ -7,6 +7,7 @@
 // The command line is the one place where printing is the job (libraries must not print).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod admin_cmd;
 mod apply_cmd;
 mod bench;
 mod client;
@@ -55,6 +56,11 @@ enum Command {
     },
     /// Measure platform overhead and throughput against the fake model server.
     Bench(bench::BenchArgs),
+    /// Operator commands: accounts, organizations, master-key rotation.
+    Admin {
+        #[command(subcommand)]
+        command: admin_cmd::AdminCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +99,7 @@ fn main() -> ExitCode {
                 command: DevCommand::FakeLlm { port, host },
             } => fake_llm(&host, port).await,
             Command::Bench(args) => bench::bench(args).await,
+            Command::Admin { command } => admin_cmd::admin(cli.config, command).await,
         }
     });
     match result {

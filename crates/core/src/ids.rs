@@ -64,3 +64,9 @@ id_type!(/// An API key.
     ApiKeyId);
 id_type!(/// A job in the durable queue.
     JobId);
+id_type!(/// A person who signs in.
+    UserId);
+id_type!(/// A signed-in browser session.
+    SessionId);
+id_type!(/// An entry of the audit log.
+    AuditId);

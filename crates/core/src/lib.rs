@@ -5,6 +5,7 @@
 //! provider's wire format. Every other crate speaks these types.
 
 pub mod agent;
+pub mod authz;
 pub mod chat;
 pub mod clock;
 pub mod error;

@@ -37,6 +37,46 @@ pub struct EngineConfig {
     pub model_retry: agentry_llm::RetryPolicy,
     /// Whether this process executes runs (an API-only replica sets false).
     pub run_workers: bool,
+    pub identity: IdentityConfig,
+}
+
+/// Sessions, links, limits and retention of the identity layer.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Where people reach this instance (`https://agentry.example.com`); links in emails and
+    /// OIDC redirect URIs are built from it. `https` turns on `Secure` `__Host-` cookies.
+    pub public_url: String,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute: Duration,
+    pub invitation_ttl: Duration,
+    /// Password reset links live at most 30 minutes.
+    pub reset_ttl: Duration,
+    /// Runs (queued or running) an organization may have at once; 0 = unlimited.
+    pub org_max_active_runs: i64,
+    /// Audit entries older than this are deleted; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
+}
+
+impl IdentityConfig {
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            session_idle: Duration::from_secs(8 * 3600),
+            session_absolute: Duration::from_secs(7 * 24 * 3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            reset_ttl: Duration::from_secs(30 * 60),
+            org_max_active_runs: 1000,
+            audit_retention: None,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -51,6 +91,7 @@ impl Default for EngineConfig {
             model_timeouts: agentry_llm::Timeouts::default(),
             model_retry: agentry_llm::RetryPolicy::default(),
             run_workers: true,
+            identity: IdentityConfig::default(),
         }
     }
 }

@@ -12,14 +12,16 @@ pub mod config;
 pub mod error;
 mod executor;
 pub mod journal;
+pub mod mailer;
 mod models;
 pub mod notifier;
 mod platform;
 pub mod secrets;
 pub mod service;
+pub mod vault;
 mod worker;
 
-pub use config::{EngineConfig, InstanceProvider};
+pub use config::{EngineConfig, IdentityConfig, InstanceProvider};
 pub use error::{ServiceError, ServiceResult};
 pub use platform::{Platform, PlatformParts};
 pub use worker::WorkerHandle;

@@ -3,6 +3,7 @@
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::platform::Platform;
+use crate::vault::Binding;
 use agentry_core::ErrorCode;
 use agentry_core::chat::ChatModel;
 use agentry_core::scope::OrgScope;
@@ -32,10 +33,15 @@ pub(crate) struct ResolvedProvider {
     pub(crate) api_key: Option<String>,
 }
 
-pub(crate) fn provider_aad(org_id: uuid::Uuid, provider_id: uuid::Uuid) -> Vec<u8> {
-    let mut aad = org_id.as_bytes().to_vec();
-    aad.extend_from_slice(provider_id.as_bytes());
-    aad
+/// A provider key is bound to its provider row and to the base URL it was entered for: if the
+/// URL in the database changes (by API, apply or a tampered row) the key no longer decrypts, so
+/// it is never sent to a host it was not given for.
+pub(crate) fn provider_binding<'a>(provider_id: uuid::Uuid, base_url: &'a str) -> Binding<'a> {
+    Binding {
+        purpose: "provider_api_key",
+        row: provider_id,
+        context: base_url,
+    }
 }
 
 impl Platform {
@@ -45,10 +51,18 @@ impl Platform {
         name: &str,
     ) -> ServiceResult<ResolvedProvider> {
         if let Some(row) = agentry_store::providers::get(&self.db, scope, name).await? {
+            // Checked again at use: the row may predate the rules or have been edited.
+            if let Err(e) = self.egress.check_url(&row.base_url) {
+                return Err(ServiceError::new(
+                    ErrorCode::ProviderRejected,
+                    format!("the provider's base URL is not allowed: {e}"),
+                ));
+            }
             let api_key = match &row.api_key_encrypted {
                 Some(enc) => Some(
-                    self.secrets
-                        .decrypt(enc, &provider_aad(row.org_id, row.id))
+                    self.vault
+                        .open(scope, &provider_binding(row.id, &row.base_url), enc)
+                        .await
                         .map_err(|e| ServiceError::internal("provider key", e))?,
                 ),
                 None => None,

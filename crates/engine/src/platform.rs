@@ -13,6 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct PlatformParts {
     pub db: Db,
     pub secrets: Secrets,
+    /// Re-reads the master keys after a rotation by another process (file mode).
+    pub reload_keys: Option<crate::vault::ReloadKeys>,
+    /// Outbound HTTP rules (SSRF guard) for every user-chosen URL: provider base URLs, OIDC.
+    pub egress: agentry_tools::guard::GuardConfig,
+    /// Allow plain-http identity providers (development and tests only).
+    pub sso_allow_http: bool,
+    pub mailer: Option<crate::mailer::Mailer>,
     pub tools: ToolRegistry,
     pub config: EngineConfig,
     pub http: reqwest::Client,
@@ -21,7 +28,11 @@ pub struct PlatformParts {
 /// One per process, shared as `Arc<Platform>`.
 pub struct Platform {
     pub db: Db,
-    pub secrets: Secrets,
+    /// The SSRF-guarded client (checks provider base URLs; the OIDC client wraps it).
+    pub egress: agentry_tools::guard::GuardedHttpClient,
+    pub oidc: agentry_oidc::OidcHttp,
+    pub mailer: Option<crate::mailer::Mailer>,
+    pub vault: crate::vault::Vault,
     pub tools: ToolRegistry,
     pub config: EngineConfig,
     pub notifier: Notifier,
@@ -34,18 +45,26 @@ pub struct Platform {
 }
 
 impl Platform {
-    pub fn new(parts: PlatformParts) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(parts: PlatformParts) -> Result<Arc<Self>, crate::ServiceError> {
+        let egress = agentry_tools::guard::GuardedHttpClient::new(parts.egress.clone())
+            .map_err(|e| crate::ServiceError::internal("building the outbound HTTP client", e))?;
+        let oidc = agentry_oidc::OidcHttp::new(parts.egress)
+            .map_err(|e| crate::ServiceError::internal("building the OIDC client", e))?
+            .allow_insecure_http(parts.sso_allow_http);
+        Ok(Arc::new(Self {
+            egress,
+            oidc,
+            mailer: parts.mailer,
             models: ModelCache::new(parts.http),
+            vault: crate::vault::Vault::new(parts.db.clone(), parts.secrets, parts.reload_keys),
             db: parts.db,
-            secrets: parts.secrets,
             tools: parts.tools,
             config: parts.config,
             notifier: Notifier::default(),
             worker_id: format!("{}-{}", hostname(), uuid::Uuid::now_v7()),
             workers_running: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
-        })
+        }))
     }
 
     /// Starts the shutdown: workers stop claiming and drain, event streams and waiting requests

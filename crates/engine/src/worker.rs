@@ -166,6 +166,15 @@ async fn run_job(platform: Arc<Platform>, job: ClaimedJob) {
             }
         }
     };
+    if job.kind == agentry_store::org_tasks::JOB_KIND {
+        tokio::select! {
+            result = run_org_task(&platform, &job) => if let Err(e) = result {
+                tracing::error!(task_id = %job.target_id, error = %e, "org task failed; it will be retried");
+            },
+            () = heartbeat => tracing::warn!(task_id = %job.target_id, "lease lost during an org task"),
+        }
+        return;
+    }
     tokio::select! {
         result = executor::execute(platform.clone(), job) => match result {
             Ok(()) => {}
@@ -181,4 +190,13 @@ async fn run_job(platform: Arc<Platform>, job: ClaimedJob) {
             tracing::warn!(%run_id, "lease lost during execution; stopping");
         }
     }
+}
+
+/// Executes an org task (export, deletion) and finishes its job.
+async fn run_org_task(platform: &Platform, job: &ClaimedJob) -> Result<(), crate::ServiceError> {
+    crate::service::orgs::execute_task(platform, job.target_id).await?;
+    let mut tx = platform.db.begin().await?;
+    jobs::finish(&mut tx, &job.lease(), Utc::now()).await?;
+    tx.commit().await?;
+    Ok(())
 }

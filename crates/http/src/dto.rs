@@ -308,6 +308,15 @@ impl Run {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     pub name: String,
+    /// `owner`, `admin`, `member` or `viewer`; at most your own role. Default `member`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Restrict the key to one workspace; without it the key works in the whole org.
+    #[serde(default)]
+    pub workspace_id: Option<uuid::Uuid>,
+    /// The key stops working at this time.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -317,7 +326,12 @@ pub struct ApiKeyOut {
     /// The first characters of the key, to tell keys apart.
     pub prefix: String,
     pub role: String,
+    /// `org` (every workspace) or `workspace` (only `workspace_id`).
+    pub scope: String,
+    pub workspace_id: Option<String>,
+    pub created_by: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     /// Only in the response to POST: the key itself, shown this once.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -328,10 +342,16 @@ impl ApiKeyOut {
     pub fn from_row(row: ApiKeyRow, key: Option<String>) -> Self {
         Self {
             id: row.id.to_string(),
+            workspace_id: (!row.is_org_scoped())
+                .then(|| row.workspace_id.map(|w| w.to_string()))
+                .flatten(),
             name: row.name,
             prefix: row.prefix,
             role: row.role,
+            scope: row.scope,
+            created_by: row.created_by.map(|u| u.to_string()),
             created_at: row.created_at,
+            expires_at: row.expires_at,
             last_used_at: row.last_used_at,
             key,
         }

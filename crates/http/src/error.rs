@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
+    /// Extra response headers (`Retry-After`, `RateLimit`, …).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -26,13 +28,24 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
+        self.headers = headers;
+        self
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         Self {
+            headers: if e.code == ErrorCode::ConcurrencyLimited {
+                vec![("Retry-After", "5".to_string())]
+            } else {
+                Vec::new()
+            },
             code: e.code,
             message: e.message,
             details: e.details,
@@ -63,6 +76,12 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = status.into_response();
+        for (name, value) in &self.headers {
+            let name = axum::http::HeaderName::try_from(name.to_ascii_lowercase());
+            if let (Ok(n), Ok(v)) = (name, HeaderValue::from_str(value)) {
+                response.headers_mut().insert(n, v);
+            }
+        }
         response.extensions_mut().insert(self);
         response
     }

@@ -1,14 +1,11 @@
-//! Extractors that reject with [`ApiError`]: JSON bodies, path ids, query strings and the bearer
-//! principal.
+//! Extractors that reject with [`ApiError`]: JSON bodies, path ids and query strings.
 
-use crate::AppState;
 use crate::error::ApiError;
 use agentry_core::ErrorCode;
-use agentry_engine::service::api_keys::{self, Principal};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 /// A JSON body. Syntax errors → 400 `invalid_json`; wrong types, missing or unknown fields →
@@ -75,42 +72,6 @@ where
             .await
             .map(|q| ApiQuery(q.0))
             .map_err(|e: QueryRejection| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
-    }
-}
-
-/// The authenticated caller of an `/api/v1` route.
-pub struct Auth(pub Principal);
-
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "send an API key as 'Authorization: Bearer <key>'",
-                )
-            })?;
-        match api_keys::authenticate(&state.platform, token).await {
-            Ok(Some(principal)) => Ok(Auth(principal)),
-            Ok(None) => Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "the API key is not valid (unknown or revoked)",
-            )),
-            Err(e) => Err(e.into()),
-        }
     }
 }
 

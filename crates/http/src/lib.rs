@@ -4,12 +4,16 @@
 //! Architecture Invariant: this is the only crate that knows the wire format. Handlers call
 //! engine service functions and map their results; no SQL and no business rules live here.
 
+pub mod audit;
 pub mod dto;
+pub mod dto_identity;
 pub mod error;
 pub mod extract;
+pub mod guard;
 mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod signin;
 pub mod ui;
 
 use agentry_engine::Platform;
@@ -27,6 +31,34 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub platform: Arc<Platform>,
     pub metrics: PrometheusHandle,
+    /// Request limits (in-process, or shared through Redis across replicas).
+    pub limiter: agentry_ratelimit::Limiter,
+    pub policies: Arc<agentry_ratelimit::Policies>,
+    /// Origins allowed to send cookie-authenticated requests besides our own.
+    pub trusted_origins: Arc<Vec<String>>,
+}
+
+impl AppState {
+    /// A state with default limits (tests and embedders).
+    pub fn new(platform: Arc<Platform>, metrics: PrometheusHandle) -> Self {
+        Self {
+            platform,
+            metrics,
+            limiter: agentry_ratelimit::Limiter::in_process(),
+            policies: Arc::new(agentry_ratelimit::Policies::default()),
+            trusted_origins: Arc::new(Vec::new()),
+        }
+    }
+
+    /// The session cookie's name: `__Host-` prefixed (and `Secure`) when served over TLS;
+    /// browsers refuse `__Host-` cookies without `Secure`, which plain http cannot set.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.platform.config.identity.secure_cookies() {
+            "__Host-agentry_session"
+        } else {
+            "agentry_session"
+        }
+    }
 }
 
 /// Installs the Prometheus recorder for this process (once) and returns its handle.

@@ -2,7 +2,9 @@
 //! every change to the API visible in review.
 
 use crate::AppState;
-use crate::routes::{agents, api_keys, apply, events, providers, runs};
+use crate::routes::{
+    agents, api_keys, apply, audit_log, auth, events, me, members, org, providers, runs, sso,
+};
 use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -11,7 +13,7 @@ use utoipa_axum::routes;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Agentry API", description = "Agents, runs and providers of a self-hosted Agentry instance. Every route needs `Authorization: Bearer <API key>`. Errors are `{\"error\": {code, message, details?, request_id}}` with codes from docs/errors.md."),
+    info(title = "Agentry API", description = "Agents, runs, providers, members and the audit log of a self-hosted Agentry instance. Routes need `Authorization: Bearer <API key>` or the dashboard's session cookie (`__Host-agentry_session` over https); each route's security scope names the permission it needs (docs/permissions.md). Workspace-level routes act in the `X-Agentry-Workspace` workspace or the caller's default one. Errors are `{\"error\": {code, message, details?, request_id}}` with codes from docs/errors.md."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     servers((url = "/api/v1"))
@@ -26,6 +28,12 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new("agentry_session"),
+            )),
         );
     }
 }
@@ -45,6 +53,43 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::create, api_keys::list))
         .routes(routes!(api_keys::revoke))
         .routes(routes!(apply::apply))
+        .routes(routes!(auth::sign_in))
+        .routes(routes!(auth::mfa))
+        .routes(routes!(auth::sign_out))
+        .routes(routes!(auth::request_reset))
+        .routes(routes!(auth::confirm_reset))
+        .routes(routes!(auth::accept_invitation))
+        .routes(routes!(auth::sso_list))
+        .routes(routes!(auth::sso_start))
+        .routes(routes!(auth::sso_callback))
+        .routes(routes!(me::get, me::erase))
+        .routes(routes!(me::export))
+        .routes(routes!(me::change_password))
+        .routes(routes!(me::totp_setup))
+        .routes(routes!(me::totp_enable))
+        .routes(routes!(me::totp_disable))
+        .routes(routes!(me::sessions))
+        .routes(routes!(me::revoke_session))
+        .routes(routes!(me::sign_out_everywhere))
+        .routes(routes!(me::switch_org))
+        .routes(routes!(org::get, org::rename, org::delete))
+        .routes(routes!(org::export))
+        .routes(routes!(org::task))
+        .routes(routes!(org::workspaces, org::create_workspace))
+        .routes(routes!(org::delete_workspace))
+        .routes(routes!(members::list))
+        .routes(routes!(members::set_role))
+        .routes(routes!(members::remove))
+        .routes(routes!(members::disable))
+        .routes(routes!(members::enable))
+        .routes(routes!(members::sign_out))
+        .routes(routes!(members::reset_link))
+        .routes(routes!(members::invitations, members::invite))
+        .routes(routes!(members::revoke_invitation))
+        .routes(routes!(audit_log::list))
+        .routes(routes!(audit_log::export))
+        .routes(routes!(sso::create, sso::list))
+        .routes(routes!(sso::delete))
 }
 
 /// The document as JSON.

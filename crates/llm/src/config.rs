@@ -98,12 +98,21 @@ impl Default for RetryPolicy {
 /// A client for model providers with the default connect timeout. Share one per process so
 /// connections are pooled.
 pub fn default_http_client() -> reqwest::Client {
-    http_client(Timeouts::default().connect)
+    http_client(Timeouts::default().connect, None)
 }
 
 /// A client for model providers with the given connect timeout.
-pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+pub fn http_client(
+    connect_timeout: Duration,
+    resolver: Option<std::sync::Arc<dyn reqwest::dns::Resolve>>,
+) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(resolver) = resolver {
+        // The SSRF guard's resolver: provider base URLs are user-chosen, so every address a
+        // name resolves to is checked; a proxy would bypass it.
+        builder = builder.dns_resolver(resolver).no_proxy();
+    }
+    builder
         .connect_timeout(connect_timeout)
         // Streams are many small writes; Nagle's algorithm would only add latency.
         .tcp_nodelay(true)

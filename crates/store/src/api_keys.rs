@@ -16,13 +16,18 @@ pub struct ApiKeyRow {
     pub name: String,
     pub prefix: String,
     pub role: String,
+    /// "org": the key acts in every workspace of its org; "workspace": only in `workspace_id`.
+    pub scope: String,
+    pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKeyRow {
-    pub fn scope(&self) -> WorkspaceScope {
+    /// The workspace the key works in when a request names none.
+    pub fn default_scope(&self) -> WorkspaceScope {
         WorkspaceScope {
             org_id: OrgId(self.org_id),
             workspace_id: WorkspaceId(
@@ -31,16 +36,23 @@ impl ApiKeyRow {
             ),
         }
     }
+
+    pub fn is_org_scoped(&self) -> bool {
+        self.scope == "org"
+    }
 }
 
-const COLUMNS: [&str; 9] = [
+const COLUMNS: [&str; 12] = [
     "id",
     "org_id",
     "workspace_id",
     "name",
     "prefix",
     "role",
+    "scope",
+    "created_by",
     "created_at",
+    "expires_at",
     "last_used_at",
     "revoked_at",
 ];
@@ -51,6 +63,10 @@ pub struct NewApiKey<'a> {
     /// The first characters of the key, shown in listings so people can tell keys apart.
     pub prefix: &'a str,
     pub role: &'a str,
+    /// Org-scoped keys act in every workspace of the org.
+    pub org_scoped: bool,
+    pub created_by: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 pub async fn create(db: &Db, scope: WorkspaceScope, key: NewApiKey<'_>) -> Result<ApiKeyRow> {
@@ -61,7 +77,10 @@ pub async fn create(db: &Db, scope: WorkspaceScope, key: NewApiKey<'_>) -> Resul
         name: key.name.to_string(),
         prefix: key.prefix.to_string(),
         role: key.role.to_string(),
+        scope: if key.org_scoped { "org" } else { "workspace" }.to_string(),
+        created_by: key.created_by,
         created_at: Utc::now(),
+        expires_at: key.expires_at,
         last_used_at: None,
         revoked_at: None,
     };
@@ -76,7 +95,10 @@ pub async fn create(db: &Db, scope: WorkspaceScope, key: NewApiKey<'_>) -> Resul
                 "key_hash",
                 "prefix",
                 "role",
+                "scope",
+                "created_by",
                 "created_at",
+                "expires_at",
             ])
             .values_panic([
                 row.id.into(),
@@ -86,14 +108,18 @@ pub async fn create(db: &Db, scope: WorkspaceScope, key: NewApiKey<'_>) -> Resul
                 key.key_hash.into(),
                 row.prefix.clone().into(),
                 row.role.clone().into(),
+                row.scope.clone().into(),
+                row.created_by.into(),
                 row.created_at.into(),
+                row.expires_at.into(),
             ]),
     )
     .await?;
     Ok(row)
 }
 
-/// System function (authentication): finds a live key by the HMAC of its secret.
+/// System function (authentication): finds a live key by the digest of its secret. Expiry is
+/// judged by the caller.
 pub async fn find_active_by_hash(db: &Db, key_hash: &str) -> Result<Option<ApiKeyRow>> {
     db.fetch_optional(
         Query::select()

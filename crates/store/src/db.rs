@@ -229,6 +229,10 @@ impl Db {
     }
 }
 
+/// For batches whose statements return nothing.
+#[derive(sqlx::FromRow)]
+pub struct NoRow {}
+
 /// A write statement that can be batched with others ([`Tx::run_all`]).
 pub enum Statement {
     Insert(sea_query::InsertStatement),

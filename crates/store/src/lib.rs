@@ -10,14 +10,22 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod audit;
 mod db;
 pub mod error;
 pub mod jobs;
 mod migrations;
+mod migrations_identity;
+pub mod org_keys;
+pub mod org_tasks;
 pub mod orgs;
 pub mod providers;
 pub mod runs;
+pub mod sessions;
+pub mod sso;
+pub mod tokens;
+pub mod users;
 pub mod writer;
 
-pub use db::{Db, Dialect, Statement, Tx, redact_url};
+pub use db::{Db, Dialect, NoRow, Statement, Tx, redact_url};
 pub use error::StoreError;

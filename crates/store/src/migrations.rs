@@ -5,7 +5,7 @@
 use crate::db::Dialect;
 use sea_query::{
     ColumnDef, Index, IndexCreateStatement, PostgresQueryBuilder, SqliteQueryBuilder, Table,
-    TableCreateStatement,
+    TableAlterStatement, TableCreateStatement,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
@@ -13,19 +13,24 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 type MigrationFn = fn() -> Vec<Ddl>;
 
 /// The ordered list of migrations: (version, description, statements).
-const MIGRATIONS: &[(i64, &str, MigrationFn)] = &[(1, "foundation", foundation)];
+const MIGRATIONS: &[(i64, &str, MigrationFn)] = &[
+    (1, "foundation", foundation),
+    (2, "identity", crate::migrations_identity::identity),
+];
 
 pub(crate) fn count() -> usize {
     MIGRATIONS.len()
 }
 
-enum Ddl {
+pub(crate) enum Ddl {
     Table(Box<TableCreateStatement>),
     Index(Box<IndexCreateStatement>),
+    /// One column added to an existing table (SQLite allows one change per statement).
+    Alter(Box<TableAlterStatement>),
 }
 
 impl Ddl {
-    fn table(t: TableCreateStatement) -> Ddl {
+    pub(crate) fn table(t: TableCreateStatement) -> Ddl {
         Ddl::Table(Box::new(t))
     }
 
@@ -35,6 +40,8 @@ impl Ddl {
             (Ddl::Table(t), Dialect::Postgres) => t.to_string(PostgresQueryBuilder),
             (Ddl::Index(i), Dialect::Sqlite) => i.to_string(SqliteQueryBuilder),
             (Ddl::Index(i), Dialect::Postgres) => i.to_string(PostgresQueryBuilder),
+            (Ddl::Alter(a), Dialect::Sqlite) => a.to_string(SqliteQueryBuilder),
+            (Ddl::Alter(a), Dialect::Postgres) => a.to_string(PostgresQueryBuilder),
         }
     }
 }
@@ -60,41 +67,41 @@ pub(crate) fn migrator(dialect: Dialect) -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
-fn id(name: &'static str) -> ColumnDef {
+pub(crate) fn id(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().not_null().to_owned()
 }
-fn uuid_null(name: &'static str) -> ColumnDef {
+pub(crate) fn uuid_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).uuid().null().to_owned()
 }
-fn text(name: &'static str) -> ColumnDef {
+pub(crate) fn text(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().not_null().to_owned()
 }
-fn text_null(name: &'static str) -> ColumnDef {
+pub(crate) fn text_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).text().null().to_owned()
 }
-fn json(name: &'static str) -> ColumnDef {
+pub(crate) fn json(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json_binary().not_null().to_owned()
 }
-fn json_null(name: &'static str) -> ColumnDef {
+pub(crate) fn json_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json_binary().null().to_owned()
 }
-fn int(name: &'static str) -> ColumnDef {
+pub(crate) fn int(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).big_integer().not_null().to_owned()
 }
-fn time(name: &'static str) -> ColumnDef {
+pub(crate) fn time(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .timestamp_with_time_zone()
         .not_null()
         .to_owned()
 }
-fn time_null(name: &'static str) -> ColumnDef {
+pub(crate) fn time_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name)
         .timestamp_with_time_zone()
         .null()
         .to_owned()
 }
 
-fn index(name: &str, table: &str, columns: &[&str]) -> Ddl {
+pub(crate) fn index(name: &str, table: &str, columns: &[&str]) -> Ddl {
     let mut i = Index::create();
     i.name(name).table(table.to_string()).if_not_exists();
     for c in columns {
@@ -103,7 +110,7 @@ fn index(name: &str, table: &str, columns: &[&str]) -> Ddl {
     Ddl::Index(Box::new(i.to_owned()))
 }
 
-fn unique(name: &str, table: &str, columns: &[&str]) -> Ddl {
+pub(crate) fn unique(name: &str, table: &str, columns: &[&str]) -> Ddl {
     match index(name, table, columns) {
         Ddl::Index(mut i) => Ddl::Index(Box::new(i.unique().to_owned())),
         other => other,

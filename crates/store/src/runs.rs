@@ -90,9 +90,7 @@ pub struct EventRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// For batches whose statements return nothing.
-#[derive(sqlx::FromRow)]
-struct NoRow {}
+use crate::db::NoRow;
 
 pub struct NewRun {
     pub agent_id: AgentId,
@@ -642,4 +640,22 @@ pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
         )
         .await?;
     Ok(rows.into_iter().map(|c| (c.status, c.n)).collect())
+}
+
+/// Runs of the org that are queued or running (for the per-org concurrency cap).
+pub async fn count_active(db: &Db, scope: agentry_core::scope::OrgScope) -> Result<i64> {
+    #[derive(sqlx::FromRow)]
+    struct Count {
+        n: i64,
+    }
+    let row: Option<Count> = db
+        .fetch_optional(
+            Query::select()
+                .expr_as(Expr::col("id").count(), "n")
+                .from("runs")
+                .and_where(Expr::col("org_id").eq(scope.org_id.0))
+                .and_where(Expr::col("status").is_in(["queued", "running"])),
+        )
+        .await?;
+    Ok(row.map(|r| r.n).unwrap_or(0))
 }

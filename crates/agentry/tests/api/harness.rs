@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 pub const ADMIN_TOKEN: &str = "agt_test_admin_token_0123456789abcdef0123456789abcdef";
 pub const MASTER_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+/// The owner account created on first start.
+pub const ADMIN_EMAIL: &str = "admin@localhost.localdomain";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple 42";
 
 /// Where the server keeps its data; shared by restarts and by several servers.
 #[derive(Clone)]
@@ -108,6 +111,10 @@ impl Server {
             .env("AGENTRY_LEASE_SECONDS", "3")
             .env("AGENTRY_DATABASE_MAX_CONNECTIONS", "4")
             .env("AGENTRY_MODEL_FIRST_TOKEN_TIMEOUT_SECONDS", "20")
+            .env("AGENTRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            // The fake model server and fake identity provider listen on loopback.
+            .env("AGENTRY_HTTP_ALLOW_HOSTS", "[\"127.0.0.1\"]")
+            .env("AGENTRY_SSO_ALLOW_HTTP", "true")
             .env_remove("AGENTRY_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -381,22 +388,7 @@ impl TestApp {
         let scope = agentry_store::orgs::create_org(&db, "other")
             .await
             .expect("org");
-        let mut key = [0u8; 32];
-        hex_decode(MASTER_KEY, &mut key);
-        let secrets = agentry_engine::secrets::Secrets::from_key(key);
-        let token = agentry_engine::secrets::generate_api_key().expect("key");
-        agentry_store::api_keys::create(
-            &db,
-            scope,
-            agentry_store::api_keys::NewApiKey {
-                name: "other",
-                key_hash: &secrets.api_key_digest(&token),
-                prefix: &token[..12],
-                role: "owner",
-            },
-        )
-        .await
-        .expect("key");
+        let token = insert_key(&db, scope, "owner", true).await;
         db.close().await;
         token
     }
@@ -417,8 +409,28 @@ impl TestApp {
     }
 }
 
-fn hex_decode(text: &str, out: &mut [u8; 32]) {
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).expect("hex");
-    }
+/// Inserts an API key straight into the database (for orgs the API cannot create).
+pub async fn insert_key(
+    db: &agentry_store::Db,
+    scope: agentry_core::scope::WorkspaceScope,
+    role: &str,
+    org_scoped: bool,
+) -> String {
+    let token = agentry_engine::secrets::generate_api_key().expect("key");
+    agentry_store::api_keys::create(
+        db,
+        scope,
+        agentry_store::api_keys::NewApiKey {
+            name: "test",
+            key_hash: &agentry_engine::secrets::token_digest(&token),
+            prefix: &token[..12],
+            role,
+            org_scoped,
+            created_by: None,
+            expires_at: None,
+        },
+    )
+    .await
+    .expect("key");
+    token
 }

@@ -1,40 +1,91 @@
-//! API keys: creation (shown once), authentication, and the admin token of first start.
+//! API keys: org- or workspace-scoped, each with a role and an optional expiry. Created keys
+//! are shown once; only their SHA-256 digest is stored. Revocation is a row update that every
+//! replica sees on the next request (authentication reads the row each time).
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::platform::Platform;
+use crate::secrets::token_digest;
 use agentry_core::ErrorCode;
+use agentry_core::agent::FieldError;
+use agentry_core::authz::Role;
+use agentry_core::ids::{UserId, WorkspaceId};
 use agentry_core::scope::{OrgScope, WorkspaceScope};
 use agentry_store::api_keys::{self, ApiKeyRow, NewApiKey};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Utc};
 
-/// Who is calling, as established by authentication.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub key_id: uuid::Uuid,
-    pub scope: WorkspaceScope,
-    pub role: String,
+/// What a new key may do.
+pub struct KeySpec<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// `Some`: the key works only in this workspace; `None`: in the whole org.
+    pub workspace: Option<WorkspaceId>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_by: Option<UserId>,
 }
 
 /// Creates a key and returns it with its plaintext, which is never stored or shown again.
+/// `creator_role` is the role of whoever asks: nobody can mint a key stronger than themselves.
 pub async fn create(
     platform: &Platform,
-    scope: WorkspaceScope,
-    name: &str,
+    scope: OrgScope,
+    creator_role: Option<Role>,
+    spec: KeySpec<'_>,
 ) -> ServiceResult<(ApiKeyRow, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ServiceError::validation(vec![
-            agentry_core::agent::FieldError::new("name", "must be 1-200 characters"),
-        ]));
+    let name = spec.name.trim();
+    let mut errors = Vec::new();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(FieldError::new("name", "must be 1-200 characters"));
     }
-    create_with_role(platform, scope, name, "owner").await
+    if spec.expires_at.is_some_and(|t| t <= Utc::now()) {
+        errors.push(FieldError::new("expires_at", "must be in the future"));
+    }
+    if !errors.is_empty() {
+        return Err(ServiceError::validation(errors));
+    }
+    if creator_role.is_none_or(|r| r < spec.role) {
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "you cannot create a key with the role '{}', which is above your own",
+                spec.role
+            ),
+        ));
+    }
+    let workspace = match spec.workspace {
+        Some(ws) => {
+            crate::service::orgs::workspace(platform, scope, ws)
+                .await?
+                .id
+        }
+        None => crate::service::orgs::workspaces(platform, scope)
+            .await?
+            .first()
+            .map(|w| w.id)
+            .unwrap_or(agentry_store::orgs::DEFAULT_WORKSPACE.0),
+    };
+    insert(
+        platform,
+        WorkspaceScope {
+            org_id: scope.org_id,
+            workspace_id: WorkspaceId(workspace),
+        },
+        name,
+        spec.role,
+        spec.workspace.is_none(),
+        spec.expires_at,
+        spec.created_by,
+    )
+    .await
 }
 
-async fn create_with_role(
+async fn insert(
     platform: &Platform,
     scope: WorkspaceScope,
     name: &str,
-    role: &str,
+    role: Role,
+    org_scoped: bool,
+    expires_at: Option<DateTime<Utc>>,
+    created_by: Option<UserId>,
 ) -> ServiceResult<(ApiKeyRow, String)> {
     let key = crate::secrets::generate_api_key()
         .map_err(|e| ServiceError::internal("generating an api key", e))?;
@@ -43,9 +94,12 @@ async fn create_with_role(
         scope,
         NewApiKey {
             name,
-            key_hash: &platform.secrets.api_key_digest(&key),
+            key_hash: &token_digest(&key),
             prefix: &key[..12],
-            role,
+            role: role.as_str(),
+            org_scoped,
+            created_by: created_by.map(|u| u.0),
+            expires_at,
         },
     )
     .await?;
@@ -56,49 +110,84 @@ pub async fn list(platform: &Platform, scope: OrgScope) -> ServiceResult<Vec<Api
     Ok(api_keys::list(&platform.db, scope).await?)
 }
 
-pub async fn revoke(platform: &Platform, scope: OrgScope, id: uuid::Uuid) -> ServiceResult<()> {
-    if api_keys::revoke(&platform.db, scope, id).await? {
-        Ok(())
-    } else {
-        Err(ServiceError::new(
+/// Revokes a key of the org; returns it as it was (for the audit log).
+pub async fn revoke(
+    platform: &Platform,
+    scope: OrgScope,
+    id: uuid::Uuid,
+) -> ServiceResult<ApiKeyRow> {
+    let not_found = || {
+        ServiceError::new(
             ErrorCode::ApiKeyNotFound,
             format!("no API key with id {id}"),
-        ))
-    }
-}
-
-/// Finds the principal for a bearer token, or `None` for an unknown or revoked key.
-pub async fn authenticate(platform: &Platform, token: &str) -> ServiceResult<Option<Principal>> {
-    if !token.starts_with("agt_") || token.len() > 200 {
-        return Ok(None);
-    }
-    let digest = platform.secrets.api_key_digest(token);
-    let Some(row) = api_keys::find_active_by_hash(&platform.db, &digest).await? else {
-        return Ok(None);
+        )
     };
-    // Record use at most once a minute per key: authentication stays a read.
-    let now = Utc::now();
-    if row
-        .last_used_at
-        .is_none_or(|t| now - t > Duration::seconds(60))
-    {
-        let _ = api_keys::touch(&platform.db, row.id, now).await;
+    let before = api_keys::list(&platform.db, scope)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(not_found)?;
+    if api_keys::revoke(&platform.db, scope, id).await? {
+        Ok(before)
+    } else {
+        Err(not_found())
     }
-    Ok(Some(Principal {
-        key_id: row.id,
-        scope: row.scope(),
-        role: row.role.clone(),
-    }))
 }
 
-/// On start: makes sure the admin can get in. With `AGENTRY_ADMIN_TOKEN` set, that token is
-/// registered (once) as an owner key of the default org. Otherwise, on first start only (no keys
-/// in the default org yet), a new key is generated and returned so it can be printed once.
+/// What first start created.
+pub struct Bootstrap {
+    /// The admin API key, when one was generated now (printed once).
+    pub api_key: Option<String>,
+    /// The admin account's email and generated password, when the account was created now.
+    pub account: Option<(String, Option<String>)>,
+}
+
+/// On start: makes sure the operator can get in. The default org gets an owner account
+/// (`AGENTRY_ADMIN_EMAIL`, default `admin@localhost.localdomain`) whose password is
+/// `AGENTRY_ADMIN_PASSWORD` or generated and printed once, and an owner API key: the
+/// `AGENTRY_ADMIN_TOKEN` when set (registered once), else generated on first start only.
 pub async fn bootstrap_admin(
     platform: &Platform,
     env_token: Option<&str>,
-) -> ServiceResult<Option<String>> {
+    admin_email: &str,
+    admin_password: Option<&str>,
+) -> ServiceResult<Bootstrap> {
     let scope = agentry_store::orgs::default_scope();
+    let mut out = Bootstrap {
+        api_key: None,
+        account: None,
+    };
+    let owner = match agentry_store::users::find_by_email(&platform.db, admin_email).await? {
+        Some(u) => Some(UserId(u.id)),
+        None if agentry_store::users::count_owners(&platform.db, scope.org()).await? == 0 => {
+            let (password, shown) = match admin_password {
+                Some(p) => (p.to_string(), None),
+                None => {
+                    let p = agentry_auth::token::random_token("", 16)
+                        .map_err(|e| ServiceError::internal("admin password", e))?;
+                    (p.clone(), Some(p))
+                }
+            };
+            let created = crate::service::account::create_user(
+                platform,
+                admin_email,
+                "Administrator",
+                Some(&password),
+                Some((scope.org_id, None, "owner")),
+            )
+            .await;
+            match created {
+                Ok(id) => {
+                    out.account = Some((admin_email.to_string(), shown));
+                    Some(id)
+                }
+                // Another replica created it a moment ago.
+                Err(e) if e.code == ErrorCode::UserExists => None,
+                Err(e) => return Err(e),
+            }
+        }
+        None => None,
+    };
     if let Some(token) = env_token {
         if !token.starts_with("agt_") || token.len() < 36 {
             return Err(ServiceError::new(
@@ -106,7 +195,7 @@ pub async fn bootstrap_admin(
                 "AGENTRY_ADMIN_TOKEN must start with 'agt_' and be at least 36 characters",
             ));
         }
-        let digest = platform.secrets.api_key_digest(token);
+        let digest = token_digest(token);
         if api_keys::find_active_by_hash(&platform.db, &digest)
             .await?
             .is_none()
@@ -119,6 +208,9 @@ pub async fn bootstrap_admin(
                     key_hash: &digest,
                     prefix: &token[..12],
                     role: "owner",
+                    org_scoped: true,
+                    created_by: owner.map(|u| u.0),
+                    expires_at: None,
                 },
             )
             .await;
@@ -127,11 +219,11 @@ pub async fn bootstrap_admin(
                 Err(e) => return Err(e.into()),
             }
         }
-        return Ok(None);
+        return Ok(out);
     }
-    if !api_keys::list(&platform.db, scope.org()).await?.is_empty() {
-        return Ok(None);
+    if api_keys::list(&platform.db, scope.org()).await?.is_empty() {
+        let (_, key) = insert(platform, scope, "admin", Role::Owner, true, None, owner).await?;
+        out.api_key = Some(key);
     }
-    let (_, key) = create_with_role(platform, scope, "admin", "owner").await?;
-    Ok(Some(key))
+    Ok(out)
 }

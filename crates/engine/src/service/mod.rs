@@ -1,8 +1,15 @@
 //! Service functions: one per user-visible operation. Every front door (REST, CLI, dashboard)
 //! calls these; none of them talks to the store directly.
 
+pub mod account;
 pub mod agents;
 pub mod api_keys;
 pub mod apply;
+pub mod audit;
+pub mod auth;
+pub mod members;
+pub mod orgs;
+pub mod principal;
 pub mod providers;
 pub mod runs;
+pub mod sso;

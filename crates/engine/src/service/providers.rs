@@ -1,7 +1,7 @@
 //! Model providers of an organization, plus the instance-wide ones from `agentry.toml`.
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::models::provider_aad;
+use crate::models::provider_binding;
 use crate::platform::Platform;
 use agentry_core::ErrorCode;
 use agentry_core::agent::{FieldError, is_valid_slug};
@@ -84,26 +84,43 @@ pub fn validate(input: &ProviderInput) -> Vec<FieldError> {
     errors
 }
 
+/// [`validate`] plus the SSRF rules: a base URL may not point at loopback, private, link-local
+/// or metadata addresses unless the operator allow-listed them (`AGENTRY_HTTP_ALLOW_HOSTS`).
+/// The provider client re-checks every resolved address when it connects.
+fn validate_with_guard(platform: &Platform, input: &ProviderInput) -> Vec<FieldError> {
+    let mut errors = validate(input);
+    if errors.iter().all(|e| e.field != "base_url")
+        && let Err(e) = platform.egress.check_url(input.base_url.trim())
+    {
+        errors.push(FieldError::new(
+            "base_url",
+            format!("{e} (allow it with AGENTRY_HTTP_ALLOW_HOSTS if it is yours)"),
+        ));
+    }
+    errors
+}
+
 pub async fn create(
     platform: &Platform,
     scope: OrgScope,
     input: ProviderInput,
 ) -> ServiceResult<ProviderInfo> {
-    let errors = validate(&input);
+    let errors = validate_with_guard(platform, &input);
     if !errors.is_empty() {
         return Err(ServiceError::validation(errors));
     }
     let id = ProviderId::new();
-    let api_key_encrypted = input
-        .api_key
-        .as_deref()
-        .map(|k| {
+    let base_url = input.base_url.trim_end_matches('/').to_string();
+    let api_key_encrypted = match input.api_key.as_deref() {
+        Some(k) => Some(
             platform
-                .secrets
-                .encrypt(k, &provider_aad(scope.org_id.0, id.0))
-        })
-        .transpose()
-        .map_err(|e| ServiceError::internal("encrypting provider key", e))?;
+                .vault
+                .seal(scope, &provider_binding(id.0, &base_url), k)
+                .await
+                .map_err(|e| ServiceError::internal("encrypting provider key", e))?,
+        ),
+        None => None,
+    };
     let row = providers::create(
         &platform.db,
         scope,
@@ -111,7 +128,7 @@ pub async fn create(
             id,
             name: input.name.clone(),
             kind: input.kind,
-            base_url: input.base_url.trim_end_matches('/').to_string(),
+            base_url,
             api_key_encrypted,
         },
     )
@@ -133,7 +150,7 @@ pub async fn upsert(
     input: ProviderInput,
     dry_run: bool,
 ) -> ServiceResult<Change> {
-    let errors = validate(&input);
+    let errors = validate_with_guard(platform, &input);
     if !errors.is_empty() {
         return Err(ServiceError::validation(errors));
     }
@@ -143,29 +160,49 @@ pub async fn upsert(
         }
         return Ok(Change::Created);
     };
-    let aad = provider_aad(existing.org_id, existing.id);
-    let current_key = existing
-        .api_key_encrypted
-        .as_deref()
-        .map(|enc| platform.secrets.decrypt(enc, &aad))
-        .transpose()
-        .map_err(|e| ServiceError::internal("provider key", e))?;
+    let current_key = match existing.api_key_encrypted.as_deref() {
+        Some(enc) => Some(
+            platform
+                .vault
+                .open(
+                    scope,
+                    &provider_binding(existing.id, &existing.base_url),
+                    enc,
+                )
+                .await
+                .map_err(|e| ServiceError::internal("provider key", e))?,
+        ),
+        None => None,
+    };
     let base_url = input.base_url.trim_end_matches('/').to_string();
     if existing.kind == input.kind && existing.base_url == base_url && current_key == input.api_key
     {
         return Ok(Change::Unchanged);
     }
+    if existing.base_url != base_url && current_key.is_some() && input.api_key.is_none() {
+        return Err(ServiceError::new(
+            ErrorCode::ProviderKeyRequired,
+            format!(
+                "provider '{}' has an API key for {}; to point it at {base_url}, enter the key again (it is never sent to a URL it was not entered for)",
+                existing.name, existing.base_url
+            ),
+        ));
+    }
     if dry_run {
         return Ok(Change::Updated);
     }
     existing.kind = input.kind;
+    existing.api_key_encrypted = match input.api_key.as_deref() {
+        Some(k) => Some(
+            platform
+                .vault
+                .seal(scope, &provider_binding(existing.id, &base_url), k)
+                .await
+                .map_err(|e| ServiceError::internal("encrypting provider key", e))?,
+        ),
+        None => None,
+    };
     existing.base_url = base_url;
-    existing.api_key_encrypted = input
-        .api_key
-        .as_deref()
-        .map(|k| platform.secrets.encrypt(k, &aad))
-        .transpose()
-        .map_err(|e| ServiceError::internal("encrypting provider key", e))?;
     providers::update(&platform.db, scope, &existing).await?;
     Ok(Change::Updated)
 }

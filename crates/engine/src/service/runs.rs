@@ -67,6 +67,15 @@ pub async fn start(
     if !errors.is_empty() {
         return Err(ServiceError::validation(errors));
     }
+    let cap = platform.config.identity.org_max_active_runs;
+    if cap > 0 && runs::count_active(&platform.db, scope.org()).await? >= cap {
+        return Err(ServiceError::new(
+            ErrorCode::ConcurrencyLimited,
+            format!(
+                "the organization already has {cap} runs queued or running; retry when some finish"
+            ),
+        ));
+    }
     let agent = crate::service::agents::get(platform, scope, &request.agent_slug).await?;
     let input = serde_json::to_value(&request.input)
         .map_err(|e| ServiceError::internal("serializing input", e))?;

@@ -1,7 +1,9 @@
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiJson, Auth};
+use crate::extract::ApiJson;
+use crate::guard::{WsGuard, perm};
 use agentry_engine::service::apply;
+use agentry_engine::service::audit::Change;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -34,13 +36,28 @@ pub struct ApplyResponse {
 
 /// Apply declarative resources (what `agentry apply -f` sends). Idempotent.
 #[utoipa::path(post, path = "/apply", tag = "apply", request_body = ApplyRequest,
-    responses((status = 200, body = ApplyResponse), (status = 422, body = ErrorEnvelope)))]
+    responses((status = 200, body = ApplyResponse), (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = ["agents:write"])))]
 pub async fn apply(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: WsGuard<perm::AgentsWrite>,
     ApiJson(body): ApiJson<ApplyRequest>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
-    let plan = apply::apply(&state.platform, who.scope, body.resources, body.dry_run).await?;
+    // Providers belong to the org: applying them also needs providers:manage.
+    if body.resources.iter().any(|r| r.kind == "Provider") {
+        g.caller
+            .principal
+            .authorize_org(agentry_core::authz::Action::ProvidersManage)?;
+    }
+    let plan = apply::apply(&state.platform, g.scope, body.resources, body.dry_run).await?;
+    if !body.dry_run {
+        for p in plan.iter().filter(|p| p.action != "unchanged") {
+            let change = Change::new("config.apply", "resource", format!("{}/{}", p.kind, p.name))
+                .in_workspace(g.scope.workspace_id)
+                .after(serde_json::json!({"kind": p.kind, "name": p.name, "action": p.action}));
+            crate::audit::record(&state, &g.caller, g.scope.org(), change).await;
+        }
+    }
     Ok(Json(ApplyResponse {
         plan: plan
             .into_iter()

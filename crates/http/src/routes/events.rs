@@ -4,7 +4,8 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{Auth, parse_run_id};
+use crate::extract::parse_run_id;
+use crate::guard::{WsGuard, perm};
 use agentry_core::ErrorCode;
 use agentry_core::ids::RunId;
 use agentry_core::run::event::is_terminal;
@@ -28,16 +29,17 @@ const POLL: Duration = Duration::from_millis(1000);
 #[utoipa::path(get, path = "/runs/{id}/events", tag = "runs",
     params(("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id")),
     responses((status = 200, content_type = "text/event-stream", description = "run.queued, run.started, message.delta, llm.completed, tool.started, tool.completed, run.completed, run.failed, run.cancelled"),
-        (status = 404, body = ErrorEnvelope)))]
+        (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = ["runs:read"])))]
 pub async fn stream(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: WsGuard<perm::RunsRead>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_run_id(&id)?;
     let after = last_event_id(&headers)?;
-    run_event_stream(state.platform.clone(), who.scope, id, after).await
+    run_event_stream(state.platform.clone(), g.scope, id, after).await
 }
 
 pub fn last_event_id(headers: &HeaderMap) -> Result<i64, ApiError> {

@@ -1,7 +1,9 @@
 use crate::AppState;
 use crate::dto::{CreateProvider, List, Provider};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiJson, Auth};
+use crate::extract::ApiJson;
+use crate::guard::{OrgGuard, perm};
+use agentry_engine::service::audit::Change;
 use agentry_engine::service::providers::{self, ProviderInput};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,10 +11,11 @@ use axum::http::StatusCode;
 
 /// Register a model provider for the organization.
 #[utoipa::path(post, path = "/providers", tag = "providers", request_body = CreateProvider,
-    responses((status = 201, body = Provider), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+    responses((status = 201, body = Provider), (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = ["providers:manage"])))]
 pub async fn create(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: OrgGuard<perm::ProvidersManage>,
     ApiJson(body): ApiJson<CreateProvider>,
 ) -> Result<(StatusCode, Json<Provider>), ApiError> {
     let input = ProviderInput {
@@ -21,17 +24,21 @@ pub async fn create(
         base_url: body.base_url,
         api_key: body.api_key,
     };
-    let info = providers::create(&state.platform, who.scope.org(), input).await?;
+    let info = providers::create(&state.platform, g.scope, input).await?;
+    let change = Change::new("provider.create", "provider", &info.name).after(serde_json::json!({
+        "name": info.name, "kind": info.kind, "base_url": info.base_url, "api_key": info.api_key_set.then_some("set")}));
+    crate::audit::record(&state, &g.caller, g.scope, change).await;
     Ok((StatusCode::CREATED, Json(info.into())))
 }
 
 /// List the providers the organization can use (its own and the instance's).
-#[utoipa::path(get, path = "/providers", tag = "providers", responses((status = 200, body = List<Provider>)))]
+#[utoipa::path(get, path = "/providers", tag = "providers", responses((status = 200, body = List<Provider>)),
+    security(("bearer" = ["providers:read"])))]
 pub async fn list(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: OrgGuard<perm::ProvidersRead>,
 ) -> Result<Json<List<Provider>>, ApiError> {
-    let data = providers::list(&state.platform, who.scope.org()).await?;
+    let data = providers::list(&state.platform, g.scope).await?;
     Ok(Json(List {
         data: data.into_iter().map(Provider::from).collect(),
         next_cursor: None,
@@ -39,26 +46,32 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/providers/{name}", tag = "providers",
-    responses((status = 200, body = Provider), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Provider), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = ["providers:read"])))]
 pub async fn get(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: OrgGuard<perm::ProvidersRead>,
     Path(name): Path<String>,
 ) -> Result<Json<Provider>, ApiError> {
     Ok(Json(
-        providers::get(&state.platform, who.scope.org(), &name)
+        providers::get(&state.platform, g.scope, &name)
             .await?
             .into(),
     ))
 }
 
 #[utoipa::path(delete, path = "/providers/{name}", tag = "providers",
-    responses((status = 204), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 204), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = ["providers:manage"])))]
 pub async fn delete(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: OrgGuard<perm::ProvidersManage>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    providers::delete(&state.platform, who.scope.org(), &name).await?;
+    let before = providers::get(&state.platform, g.scope, &name).await?;
+    providers::delete(&state.platform, g.scope, &name).await?;
+    let change = Change::new("provider.delete", "provider", &name).before(serde_json::json!({
+        "name": before.name, "kind": before.kind, "base_url": before.base_url}));
+    crate::audit::record(&state, &g.caller, g.scope, change).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,11 @@
 use crate::AppState;
 use crate::dto::{List, Run, StartRun};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiJson, ApiQuery, Auth, parse_run_id};
+use crate::extract::{ApiJson, ApiQuery, parse_run_id};
+use crate::guard::{WsGuard, perm};
 use agentry_core::ErrorCode;
 use agentry_core::run::RunStatus;
+use agentry_engine::service::audit::Change;
 use agentry_engine::service::runs;
 use agentry_store::runs::RunFilter;
 use axum::Json;
@@ -21,10 +23,11 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 #[utoipa::path(post, path = "/agents/{slug}/runs", tag = "runs", request_body = StartRun,
     params(("Idempotency-Key" = Option<String>, Header, description = "Starts at most one run per key")),
     responses((status = 202, body = Run), (status = 200, body = Run), (status = 404, body = ErrorEnvelope),
-        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+        (status = 409, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)),
+    security(("bearer" = ["runs:execute"])))]
 pub async fn create(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: WsGuard<perm::RunsStart>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<StartRun>,
@@ -39,9 +42,9 @@ pub async fn create(
         ),
         None => None,
     };
-    let (row, _created) = runs::start(
+    let (row, created) = runs::start(
         &state.platform,
-        who.scope,
+        g.scope,
         runs::StartRun {
             agent_slug: slug,
             input: body.input,
@@ -50,15 +53,21 @@ pub async fn create(
         },
     )
     .await?;
+    if created {
+        let change = Change::new("run.start", "run", row.id)
+            .in_workspace(g.scope.workspace_id)
+            .after(serde_json::json!({"agent": row.agent_slug, "agent_version": row.agent_version, "thread_id": row.thread_id}));
+        crate::audit::record(&state, &g.caller, g.scope.org(), change).await;
+    }
     let row = if body.wait {
-        runs::wait_for_end(&state.platform, who.scope, row.id.into(), MAX_WAIT).await?
+        runs::wait_for_end(&state.platform, g.scope, row.id.into(), MAX_WAIT).await?
     } else {
         row
     };
     let ended = row.status().is_terminal();
     let steps = if ended {
         Some(
-            runs::get_with_steps(&state.platform, who.scope, row.id.into())
+            runs::get_with_steps(&state.platform, g.scope, row.id.into())
                 .await?
                 .1,
         )
@@ -75,14 +84,15 @@ pub async fn create(
 
 /// A run with its steps.
 #[utoipa::path(get, path = "/runs/{id}", tag = "runs",
-    responses((status = 200, body = Run), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Run), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = ["runs:read"])))]
 pub async fn get(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: WsGuard<perm::RunsRead>,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
     let id = parse_run_id(&id)?;
-    let (row, steps) = runs::get_with_steps(&state.platform, who.scope, id).await?;
+    let (row, steps) = runs::get_with_steps(&state.platform, g.scope, id).await?;
     Ok(Json(Run::from_row(row, Some(steps))))
 }
 
@@ -102,10 +112,11 @@ pub struct RunQuery {
 
 /// Runs, newest first, with cursor pagination.
 #[utoipa::path(get, path = "/runs", tag = "runs", params(RunQuery),
-    responses((status = 200, body = List<Run>), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 200, body = List<Run>), (status = 400, body = ErrorEnvelope)),
+    security(("bearer" = ["runs:read"])))]
 pub async fn list(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: WsGuard<perm::RunsRead>,
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> Result<Json<List<Run>>, ApiError> {
     let status = match q.status.as_deref() {
@@ -131,7 +142,7 @@ pub async fn list(
     let limit = q.limit.unwrap_or(50).clamp(1, runs::MAX_LIST_LIMIT);
     let rows = runs::list(
         &state.platform,
-        who.scope,
+        g.scope,
         RunFilter {
             agent_slug: q.agent,
             status,
@@ -152,13 +163,16 @@ pub async fn list(
 
 /// Cancel a run: at once if queued, at its next step if running.
 #[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs",
-    responses((status = 202, body = Run), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+    responses((status = 202, body = Run), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    security(("bearer" = ["runs:execute"])))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Auth(who): Auth,
+    g: WsGuard<perm::RunsCancel>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let id = parse_run_id(&id)?;
-    let row = runs::cancel(&state.platform, who.scope, id).await?;
+    let row = runs::cancel(&state.platform, g.scope, id).await?;
+    let change = Change::new("run.cancel", "run", row.id).in_workspace(g.scope.workspace_id);
+    crate::audit::record(&state, &g.caller, g.scope.org(), change).await;
     Ok((StatusCode::ACCEPTED, Json(Run::from_row(row, None))))
 }

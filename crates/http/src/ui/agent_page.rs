@@ -5,11 +5,11 @@ use super::agents::status_of;
 use super::form::FormPairs;
 use super::page::{self, Nav};
 use super::session::Session;
+use super::session::Session as Principal;
 use super::views::{RunSummary, time};
 use crate::AppState;
 use agentry_core::ErrorCode;
 use agentry_core::run::RunInput;
-use agentry_engine::service::api_keys::Principal;
 use agentry_engine::service::{agents, runs};
 use agentry_store::runs::RunFilter;
 use axum::extract::{Path, State};
@@ -26,7 +26,7 @@ const RESUBMITTED: &str = "This form was already used to start a run with other 
 
 pub async fn show(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     Path(slug): Path<String>,
 ) -> Response {
     agent_page(
@@ -43,7 +43,7 @@ pub async fn show(
 /// The playground: starts a run with the typed text and opens its page.
 pub async fn start_run(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     Path(slug): Path<String>,
     form: FormPairs,
 ) -> Response {
@@ -58,7 +58,11 @@ pub async fn start_run(
         thread_id: (!typed.thread_id.is_empty()).then(|| typed.thread_id.clone()),
         idempotency_key: (!key.is_empty()).then(|| key.to_string()),
     };
-    match runs::start(&state.platform, who.scope, request).await {
+    let scope = match who.ws(agentry_core::authz::Action::RunsExecute) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match runs::start(&state.platform, scope, request).await {
         Ok((run, _)) => page::redirect(&format!("/ui/runs/{}", run.id)),
         Err(e)
             if matches!(

@@ -4,11 +4,11 @@ use super::agent_form::{AgentFormInput, FormErrors, is_form_error, tool_choices}
 use super::form::FormPairs;
 use super::page::{self, Nav};
 use super::session::Session;
+use super::session::Session as Principal;
 use super::views::time;
 use crate::AppState;
 use agentry_core::agent::{Agent, AgentSpec};
 use agentry_engine::ServiceError;
-use agentry_engine::service::api_keys::Principal;
 use agentry_engine::service::{agents, providers};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -27,7 +27,7 @@ struct AgentRow {
     updated_at: String,
 }
 
-pub async fn list(State(state): State<AppState>, Session(who): Session) -> Response {
+pub async fn list(State(state): State<AppState>, who: Session) -> Response {
     let agents = match agents::list(&state.platform, who.scope).await {
         Ok(list) => list,
         Err(e) => return page::service_error(e),
@@ -51,7 +51,7 @@ pub async fn list(State(state): State<AppState>, Session(who): Session) -> Respo
     )
 }
 
-pub async fn new_form(State(state): State<AppState>, Session(who): Session) -> Response {
+pub async fn new_form(State(state): State<AppState>, who: Session) -> Response {
     form_page(
         &state,
         &who,
@@ -63,11 +63,7 @@ pub async fn new_form(State(state): State<AppState>, Session(who): Session) -> R
     .await
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    Session(who): Session,
-    form: FormPairs,
-) -> Response {
+pub async fn create(State(state): State<AppState>, who: Session, form: FormPairs) -> Response {
     let input = AgentFormInput::from_form(&form, form.get("slug").trim().to_string());
     let spec = match checked_spec(&input) {
         Ok(spec) => spec,
@@ -83,7 +79,11 @@ pub async fn create(
             .await;
         }
     };
-    match agents::create(&state.platform, who.scope, spec).await {
+    let scope = match who.ws(agentry_core::authz::Action::AgentsWrite) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match agents::create(&state.platform, scope, spec).await {
         Ok(agent) => page::redirect(&agent_href(&agent)),
         Err(e) if is_form_error(e.code) => {
             let errors = FormErrors::from_service(&e);
@@ -95,7 +95,7 @@ pub async fn create(
 
 pub async fn edit_form(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     Path(slug): Path<String>,
 ) -> Response {
     match agents::get(&state.platform, who.scope, &slug).await {
@@ -118,7 +118,7 @@ pub async fn edit_form(
 /// Saves the form as the agent's next version.
 pub async fn update(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     Path(slug): Path<String>,
     form: FormPairs,
 ) -> Response {
@@ -142,7 +142,11 @@ pub async fn update(
             .await;
         }
     };
-    match agents::update(&state.platform, who.scope, &current.spec.slug, spec).await {
+    let scope = match who.ws(agentry_core::authz::Action::AgentsWrite) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match agents::update(&state.platform, scope, &current.spec.slug, spec).await {
         Ok(agent) => page::redirect(&agent_href(&agent)),
         Err(e) if is_form_error(e.code) => {
             let errors = FormErrors::from_service(&e);
@@ -154,10 +158,14 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     Path(slug): Path<String>,
 ) -> Response {
-    match agents::delete(&state.platform, who.scope, &slug).await {
+    let scope = match who.ws(agentry_core::authz::Action::AgentsWrite) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match agents::delete(&state.platform, scope, &slug).await {
         Ok(()) => page::redirect("/ui/agents"),
         Err(e) => page::service_error(e),
     }
@@ -172,7 +180,7 @@ async fn form_page(
     editing: Option<i64>,
 ) -> Response {
     // The provider list is only a hint next to the model field; without it the form still works.
-    let providers: Vec<String> = match providers::list(&state.platform, who.scope.org()).await {
+    let providers: Vec<String> = match providers::list(&state.platform, who.principal.org()).await {
         Ok(list) => list.into_iter().map(|p| p.name).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "listing providers for the agent form failed");

@@ -1,7 +1,8 @@
 //! The dashboard: server-rendered HTML pages under `/ui`, served by the same binary as the API.
 //!
-//! Signing in stores an API key in an HttpOnly cookie ([`session`]); every page then calls the
-//! same engine service functions as the REST handlers. Pages work without JavaScript; the one
+//! Signing in creates a server-side session kept in an HttpOnly cookie ([`session`]); every page
+//! then calls the same engine service functions as the REST handlers, with the same permission
+//! checks. Pages work without JavaScript; the one
 //! script (`/ui/static/app.js`) only adds the live view of a running run and confirmations.
 
 mod agent_form;
@@ -13,7 +14,7 @@ mod headers;
 mod login;
 mod page;
 mod runs;
-mod session;
+pub(crate) mod session;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -28,6 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/", get(session::home))
         .route("/ui", get(session::home))
         .route("/ui/login", get(login::form).post(login::submit))
+        .route(
+            "/ui/login/mfa",
+            get(login::mfa_form).post(login::mfa_submit),
+        )
         .route("/ui/logout", post(login::logout))
         .route("/ui/static/app.css", get(assets::css))
         .route("/ui/static/app.js", get(assets::js))

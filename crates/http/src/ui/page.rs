@@ -29,6 +29,7 @@ impl Nav {
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
+    ("login_mfa.html", include_str!("templates/login_mfa.html")),
     ("error.html", include_str!("templates/error.html")),
     ("agents.html", include_str!("templates/agents.html")),
     ("agent.html", include_str!("templates/agent.html")),

@@ -34,7 +34,7 @@ pub struct RunsQuery {
 
 pub async fn list(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     query: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Response {
     let Ok(Query(q)) = query else {
@@ -122,11 +122,7 @@ fn older_query(q: &RunsQuery, cursor: &str) -> String {
     href
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    Session(who): Session,
-    Path(id): Path<String>,
-) -> Response {
+pub async fn show(State(state): State<AppState>, who: Session, Path(id): Path<String>) -> Response {
     let id = match parse_run_id(&id) {
         Ok(id) => id,
         Err(e) => return page::api_error(e),
@@ -149,7 +145,7 @@ pub async fn show(
 /// `EventSource` reconnects with `Last-Event-ID`, which resumes where it stopped.
 pub async fn events(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -166,14 +162,18 @@ pub async fn events(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    Session(who): Session,
+    who: Session,
     Path(id): Path<String>,
 ) -> Response {
     let id = match parse_run_id(&id) {
         Ok(id) => id,
         Err(e) => return page::api_error(e),
     };
-    match runs::cancel(&state.platform, who.scope, id).await {
+    let scope = match who.ws(agentry_core::authz::Action::RunsExecute) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match runs::cancel(&state.platform, scope, id).await {
         Ok(row) => page::redirect(&format!("/ui/runs/{}", row.id)),
         Err(e) => page::service_error(e),
     }

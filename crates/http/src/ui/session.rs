@@ -1,84 +1,118 @@
-//! Who is signed in: the API key kept in the `agentry_session` cookie.
-//!
-//! The cookie is `HttpOnly` (scripts cannot read the key) and `SameSite=Strict`: browsers do not
-//! send it with requests started by another site, so a cross-site form post arrives without
-//! credentials and is redirected to the login page. That is the dashboard's CSRF defence for
-//! now; it relies on every state-changing route being a POST and on browsers honouring SameSite.
-//! `Secure` is left off because the dashboard is commonly reached over plain http on localhost.
+//! Who is signed in to the dashboard: a server-side session whose random id is the
+//! `__Host-agentry_session` cookie (`agentry_session` over plain http, where browsers refuse
+//! `__Host-` cookies). The cookie is `HttpOnly`, `SameSite=Lax`, `Secure` over TLS; state-changing
+//! requests are additionally checked for a cross-site origin ([`crate::guard::check_csrf`]).
 
 use super::page;
 use crate::AppState;
+use crate::guard::{self, check_csrf, is_unsafe};
+use agentry_core::authz::Action;
+use agentry_core::scope::{OrgScope, WorkspaceScope};
 use agentry_engine::ServiceResult;
-use agentry_engine::service::api_keys::{self, Principal};
+use agentry_engine::service::auth::{self, SessionState};
+use agentry_engine::service::principal::Principal;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-pub const COOKIE: &str = "agentry_session";
 pub const LOGIN: &str = "/ui/login";
+pub const MFA: &str = "/ui/login/mfa";
 pub const START: &str = "/ui/agents";
 
-/// The signed-in caller of a dashboard route; without a valid cookie the request is redirected
-/// to the login page.
-pub struct Session(pub Principal);
+/// The signed-in person of a dashboard route, with the workspace the dashboard shows. Without a
+/// valid session the request is redirected to the sign-in page.
+pub struct Session {
+    pub principal: Principal,
+    /// The default workspace, readable by the caller.
+    pub scope: WorkspaceScope,
+}
+
+// The error is the page the handler returns as it is; boxing it would only move the cost.
+#[allow(clippy::result_large_err)]
+impl Session {
+    /// The workspace scope for `action`, or a 403 page.
+    pub fn ws(&self, action: Action) -> Result<WorkspaceScope, Response> {
+        self.principal
+            .authorize_workspace(action, Some(self.scope.workspace_id))
+            .map_err(page::service_error)
+    }
+
+    /// The org scope for `action`, or a 403 page.
+    pub fn org(&self, action: Action) -> Result<OrgScope, Response> {
+        self.principal
+            .authorize_org(action)
+            .map_err(page::service_error)
+    }
+}
 
 impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if is_unsafe(&parts.method) && check_csrf(parts, state).is_err() {
+            return Err(page::error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "This form was sent from another site, so it was refused.",
+            ));
+        }
         match current(&parts.headers, state).await {
-            Ok(Some(principal)) => Ok(Session(principal)),
+            Ok(Some(SessionState::Active(principal, _))) => {
+                let scope = principal
+                    .authorize_workspace(Action::AgentsRead, None)
+                    .map_err(page::service_error)?;
+                Ok(Session { principal, scope })
+            }
+            Ok(Some(SessionState::MfaPending(_))) => Err(Redirect::to(MFA).into_response()),
             Ok(None) => Err(Redirect::to(LOGIN).into_response()),
             Err(e) => Err(page::service_error(e)),
         }
     }
 }
 
-/// The principal of the session cookie, if there is one and its key is still valid.
-pub async fn current(headers: &HeaderMap, state: &AppState) -> ServiceResult<Option<Principal>> {
-    match token(headers) {
-        Some(token) => api_keys::authenticate(&state.platform, token).await,
+/// The session of the cookie, if there is one and it is still valid.
+pub async fn current(headers: &HeaderMap, state: &AppState) -> ServiceResult<Option<SessionState>> {
+    match guard::session_token(headers, state.cookie_name()) {
+        Some(token) => auth::authenticate_session(&state.platform, token).await,
         None => Ok(None),
     }
 }
 
-fn token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == COOKIE && !value.is_empty()).then_some(value)
-        })
-}
-
-/// `GET /`: the start page when signed in, else the login page.
+/// `GET /`: the start page when signed in, else the sign-in page.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match current(&headers, &state).await {
-        Ok(Some(_)) => Redirect::to(START).into_response(),
+        Ok(Some(SessionState::Active(..))) => Redirect::to(START).into_response(),
+        Ok(Some(SessionState::MfaPending(_))) => Redirect::to(MFA).into_response(),
         Ok(None) => Redirect::to(LOGIN).into_response(),
         Err(e) => page::service_error(e),
     }
 }
 
-/// The `Set-Cookie` value that signs in with `token`, or `None` when the token holds characters
-/// a cookie cannot carry (an odd `AGENTRY_ADMIN_TOKEN`; generated keys are hex).
-pub fn sign_in_cookie(token: &str) -> Option<HeaderValue> {
-    let cookie_safe = token
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'));
-    if !cookie_safe {
-        return None;
-    }
+/// The `Set-Cookie` value for a new session (the token is hex: always cookie-safe).
+pub fn sign_in_cookie(state: &AppState, token: &str) -> HeaderValue {
+    let secure = if state.platform.config.identity.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = state.platform.config.identity.session_absolute.as_secs();
     HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+        "{}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}",
+        state.cookie_name()
     ))
-    .ok()
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-pub fn sign_out_cookie() -> HeaderValue {
-    HeaderValue::from_static("agentry_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+pub fn sign_out_cookie(state: &AppState) -> HeaderValue {
+    let secure = if state.platform.config.identity.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}",
+        state.cookie_name()
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
 }

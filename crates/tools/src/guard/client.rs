@@ -108,6 +108,12 @@ impl GuardedHttpClient {
         &self.config
     }
 
+    /// The checking DNS resolver, for other clients that must obey the same rules (the model
+    /// providers' streaming client): every resolved address is checked before connecting.
+    pub fn dns_resolver(&self) -> Arc<dyn reqwest::dns::Resolve> {
+        Arc::new(self.resolver.clone())
+    }
+
     /// Checks a URL without touching the network: scheme, credentials, refused host names and
     /// IP-literal hosts. Host names that need DNS are only fully judged by
     /// [`check_url_resolved`](Self::check_url_resolved) or when a request is sent.
