@@ -120,6 +120,8 @@ impl Config {
             "ADMIN_PASSWORD",
             "MASTER_KEY",
             "MASTER_KEY_PREVIOUS",
+            "NEW_MASTER_KEY",
+            "NEW_PASSWORD",
             "TOKEN",
             "URL",
             "CONFIG",

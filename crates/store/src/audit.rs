@@ -163,3 +163,22 @@ pub async fn pseudonymise_actor(db: &Db, user: Uuid, pseudonym: &str) -> Result<
 pub fn new_id() -> Uuid {
     AuditId::new().0
 }
+
+/// System function (GDPR erasure): replaces the snapshots of one entry, used to scrub a
+/// person's email from the before/after of entries about them.
+pub async fn scrub(
+    db: &Db,
+    id: Uuid,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<()> {
+    db.execute(
+        Query::update()
+            .table("audit_log")
+            .value("before", before)
+            .value("after", after)
+            .and_where(Expr::col("id").eq(id)),
+    )
+    .await?;
+    Ok(())
+}

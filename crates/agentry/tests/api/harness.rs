@@ -295,6 +295,18 @@ impl TestApp {
         r.body
     }
 
+    /// Creates an agent with a full `provider/model` name.
+    pub async fn create_agent_with_model(&self, slug: &str, model: &str) -> Value {
+        let r = self
+            .post(
+                "/api/v1/agents",
+                json!({"slug": slug, "name": slug, "instructions": "You are a test agent.", "model": model}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body
+    }
+
     /// Starts a run and returns its id.
     pub async fn start_run(&self, slug: &str, input: Value) -> String {
         let r = self
@@ -433,4 +445,149 @@ pub async fn insert_key(
     .await
     .expect("key");
     token
+}
+
+/// A person signed in to the dashboard/API with a session cookie (what a browser holds).
+pub struct SessionClient {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// `name=value` of the session cookie, once signed in.
+    pub cookie: Option<String>,
+    /// The raw `Set-Cookie` of the last sign-in (attributes included).
+    pub set_cookie: Option<String>,
+}
+
+impl SessionClient {
+    pub fn new(app: &TestApp) -> SessionClient {
+        SessionClient {
+            base: app.server.url.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookie: None,
+            set_cookie: None,
+        }
+    }
+
+    /// Sends with the cookie; remembers a new session cookie from `Set-Cookie`.
+    pub async fn send(&mut self, mut req: reqwest::RequestBuilder) -> Response {
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if let Some(sc) = headers.get("set-cookie").and_then(|v| v.to_str().ok()) {
+            let pair = sc.split(';').next().unwrap_or("").to_string();
+            self.set_cookie = Some(sc.to_string());
+            self.cookie = (!pair.ends_with('=')).then_some(pair);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Response {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Response {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn post(&mut self, path: &str, body: Value) -> Response {
+        let req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        self.send(req).await
+    }
+
+    pub async fn delete(&mut self, path: &str) -> Response {
+        let req = self.http.delete(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    pub async fn sign_in(&mut self, email: &str, password: &str) -> Response {
+        self.post(
+            "/api/v1/auth/sign-in",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+}
+
+impl TestApp {
+    /// A session client signed in as the owner account.
+    pub async fn owner_session(&self) -> SessionClient {
+        let mut s = SessionClient::new(self);
+        let r = s.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        s
+    }
+
+    /// Invites `email` with `role` (optionally in one workspace), accepts the invitation with
+    /// `password`, and returns the new member's signed-in session and user id.
+    pub async fn add_member(
+        &self,
+        email: &str,
+        role: &str,
+        workspace: Option<&str>,
+        password: &str,
+    ) -> (SessionClient, String) {
+        let mut body = json!({"email": email, "role": role});
+        if let Some(ws) = workspace {
+            body["workspace_id"] = json!(ws);
+        }
+        let inv = self.post("/api/v1/invitations", body).await;
+        assert_eq!(inv.status, 201, "{:?}", inv.body);
+        let url = inv.body["invite_url"]
+            .as_str()
+            .expect("invite url")
+            .to_string();
+        let token = url.split("token=").nth(1).expect("token").to_string();
+        let mut s = SessionClient::new(self);
+        let r = s
+            .post(
+                "/api/v1/auth/invitations/accept",
+                json!({"token": token, "name": email, "password": password}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let user_id = r.body["user_id"].as_str().expect("user id").to_string();
+        (s, user_id)
+    }
+
+    /// Creates an API key with the admin token and returns (id, key).
+    pub async fn create_key(&self, role: &str, workspace: Option<&str>) -> (String, String) {
+        let mut body = json!({"name": format!("{role} key"), "role": role});
+        if let Some(ws) = workspace {
+            body["workspace_id"] = json!(ws);
+        }
+        let r = self.post("/api/v1/api-keys", body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        (
+            r.body["id"].as_str().expect("id").to_string(),
+            r.body["key"].as_str().expect("key").to_string(),
+        )
+    }
+
+    /// Sends a request with a raw path (no URL normalisation) and returns the status code.
+    pub async fn raw_status(&self, method: &str, path: &str, headers: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.server.url.trim_start_matches("http://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n{headers}\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf);
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
 }

@@ -8,8 +8,14 @@ mod harness;
 
 mod agent_runs;
 mod api_errors;
+mod audit;
+mod auth_flows;
 mod browser;
 mod cli;
 mod durability;
+mod limits;
+mod secrets;
+mod sso;
 mod streaming;
 mod system;
+mod tenancy;

@@ -365,8 +365,9 @@ pub async fn export(platform: &Platform, user: UserId) -> ServiceResult<Value> {
 /// Erases the user's personal data (GDPR Art. 17). Audit entries keep a pseudonymous actor id.
 /// Refused while the user is the last owner of an organization.
 pub async fn erase(platform: &Platform, user: UserId) -> ServiceResult<()> {
-    load(platform, user).await?;
-    for m in users::memberships_of(&platform.db, user).await? {
+    let row = load(platform, user).await?;
+    let memberships = users::memberships_of(&platform.db, user).await?;
+    for m in &memberships {
         if m.is_org_level() && m.role == "owner" {
             let scope = OrgScope {
                 org_id: OrgId(m.org_id),
@@ -379,12 +380,41 @@ pub async fn erase(platform: &Platform, user: UserId) -> ServiceResult<()> {
             }
         }
     }
+    let pseudonym = format!("erased user {}", user.0.simple());
     users::erase(&platform.db, user).await?;
-    audit::pseudonymise_actor(
-        &platform.db,
-        user.0,
-        &format!("erased user {}", user.0.simple()),
-    )
-    .await?;
+    audit::pseudonymise_actor(&platform.db, user.0, &pseudonym).await?;
+    // Entries by others can name the person too (an invitation to their email): scrub it.
+    let mut org_ids: Vec<uuid::Uuid> = memberships.iter().map(|m| m.org_id).collect();
+    org_ids.dedup();
+    for org_id in org_ids {
+        let scope = OrgScope {
+            org_id: OrgId(org_id),
+        };
+        let filter = audit::AuditFilter {
+            limit: 100_000,
+            ..Default::default()
+        };
+        for entry in audit::list(&platform.db, scope, &filter).await? {
+            let mentions = |v: &Option<Value>| {
+                v.as_ref()
+                    .is_some_and(|v| v.to_string().contains(&row.email))
+            };
+            if mentions(&entry.before) || mentions(&entry.after) {
+                let scrub = |v: Option<Value>| {
+                    v.map(|v| {
+                        serde_json::from_str(&v.to_string().replace(&row.email, &pseudonym))
+                            .unwrap_or(Value::Null)
+                    })
+                };
+                audit::scrub(
+                    &platform.db,
+                    entry.id,
+                    scrub(entry.before),
+                    scrub(entry.after),
+                )
+                .await?;
+            }
+        }
+    }
     Ok(())
 }

@@ -48,6 +48,17 @@ fn sso_error(step: &str, e: OidcError) -> ServiceError {
         .with_details(serde_json::json!({ "step": step, "reason": e.code() }))
 }
 
+/// A discovery URL refused by policy (private address, plain http, not a URL) is the admin's
+/// input to fix, not an upstream failure.
+fn discovery_error(e: OidcError) -> ServiceError {
+    match e.code() {
+        "oidc_blocked_url" | "oidc_insecure_url" | "oidc_invalid_url" => {
+            ServiceError::validation(vec![FieldError::new("discovery_url", e.to_string())])
+        }
+        _ => sso_error("discovery", e),
+    }
+}
+
 /// Registers a provider after checking its discovery document can be fetched (through the
 /// SSRF guard) and names the same issuer.
 pub async fn create(
@@ -84,7 +95,7 @@ pub async fn create(
     }
     agentry_oidc::discover(&platform.oidc, &input.discovery_url)
         .await
-        .map_err(|e| sso_error("discovery", e))?;
+        .map_err(discovery_error)?;
     let id = Uuid::now_v7();
     let secret = platform
         .vault
@@ -179,7 +190,7 @@ pub async fn callback(
 ) -> ServiceResult<IssuedSession> {
     let expired = || {
         ServiceError::new(
-            ErrorCode::SsoFailed,
+            ErrorCode::TokenInvalid,
             "this sign-in is unknown or took too long; start again",
         )
     };

@@ -111,7 +111,7 @@ async fn agent_page(
         Ok(rows) => rows.into_iter().map(RunSummary::from_row).collect(),
         Err(e) => return page::service_error(e),
     };
-    page::render(
+    who.render(
         status,
         "agent.html",
         Nav::Agents,

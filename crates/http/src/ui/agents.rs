@@ -43,7 +43,7 @@ pub async fn list(State(state): State<AppState>, who: Session) -> Response {
             tools: a.spec.tools,
         })
         .collect();
-    page::render(
+    who.render(
         StatusCode::OK,
         "agents.html",
         Nav::Agents,
@@ -188,7 +188,7 @@ async fn form_page(
         }
     };
     let tools = tool_choices(&state.platform.tools.names(), &input.tools);
-    page::render(
+    who.render(
         status,
         "agent_form.html",
         Nav::Agents,

@@ -43,3 +43,12 @@ impl FormPairs {
             .collect()
     }
 }
+
+/// An optional id field: empty means none; anything else must parse.
+pub fn optional<T: std::str::FromStr>(raw: &str) -> Result<Option<T>, ()> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| ())
+}

@@ -8,12 +8,14 @@ use crate::AppState;
 use crate::guard::PeerIp;
 use agentry_core::ErrorCode;
 use agentry_engine::service::auth::{self, ClientInfo, IssuedSession, SessionState};
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
+use serde::Deserialize;
 
-fn client(headers: &HeaderMap, ip: Option<String>) -> ClientInfo {
+pub(super) fn client(headers: &HeaderMap, ip: Option<String>) -> ClientInfo {
     ClientInfo {
         ip,
         user_agent: headers
@@ -23,10 +25,31 @@ fn client(headers: &HeaderMap, ip: Option<String>) -> ClientInfo {
     }
 }
 
-pub async fn form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// What the sign-in page may say after a redirect from elsewhere (fixed texts only: the query
+/// chooses one, it cannot put words on the page).
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+fn notice_text(key: &str) -> Option<&'static str> {
+    match key {
+        "password_reset" => Some("Your password was changed. Sign in with the new one."),
+        "signed_out" => Some("You were signed out on every device."),
+        _ => None,
+    }
+}
+
+pub async fn form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LoginQuery>, QueryRejection>,
+) -> Response {
+    let notice = query.ok().and_then(|Query(q)| notice_text(&q.notice));
     match session::current(&headers, &state).await {
         Ok(Some(SessionState::Active(..))) => Redirect::to(START).into_response(),
-        _ => login_page(&state, StatusCode::OK, None, "").await,
+        _ => login_page(&state, StatusCode::OK, None, "", notice).await,
     }
 }
 
@@ -56,6 +79,7 @@ pub async fn submit(
             StatusCode::UNAUTHORIZED,
             Some("Enter your email and password."),
             &email,
+            None,
         )
         .await;
     }
@@ -66,6 +90,7 @@ pub async fn submit(
             StatusCode::TOO_MANY_REQUESTS,
             Some(&e.message),
             &email,
+            None,
         )
         .await;
     }
@@ -78,6 +103,7 @@ pub async fn submit(
                 StatusCode::UNAUTHORIZED,
                 Some("That email and password do not match an account."),
                 &email,
+                None,
             )
             .await
         }
@@ -143,6 +169,7 @@ async fn login_page(
     status: StatusCode,
     error: Option<&str>,
     email: &str,
+    notice: Option<&str>,
 ) -> Response {
     let sso: Vec<(String, String)> = agentry_store::sso::all_public(&state.platform.db)
         .await
@@ -154,7 +181,7 @@ async fn login_page(
         status,
         "login.html",
         Nav::None,
-        context! { error => error, email => email, sso => sso },
+        context! { error => error, email => email, sso => sso, notice => notice },
     )
 }
 

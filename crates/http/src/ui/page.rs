@@ -13,6 +13,10 @@ use std::sync::LazyLock;
 pub enum Nav {
     Agents,
     Runs,
+    Members,
+    ApiKeys,
+    Audit,
+    Account,
     None,
 }
 
@@ -21,6 +25,10 @@ impl Nav {
         match self {
             Nav::Agents => "agents",
             Nav::Runs => "runs",
+            Nav::Members => "members",
+            Nav::ApiKeys => "api_keys",
+            Nav::Audit => "audit",
+            Nav::Account => "account",
             Nav::None => "",
         }
     }
@@ -36,6 +44,18 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("agent_form.html", include_str!("templates/agent_form.html")),
     ("runs.html", include_str!("templates/runs.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("members.html", include_str!("templates/members.html")),
+    ("api_keys.html", include_str!("templates/api_keys.html")),
+    (
+        "api_key_revoke.html",
+        include_str!("templates/api_key_revoke.html"),
+    ),
+    ("audit.html", include_str!("templates/audit.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("totp.html", include_str!("templates/totp.html")),
+    ("invite.html", include_str!("templates/invite.html")),
+    ("reset.html", include_str!("templates/reset.html")),
+    ("flash.html", include_str!("templates/flash.html")),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(environment);

@@ -94,7 +94,7 @@ pub async fn list(
         .then(|| rows.last().map(|r| older_query(&q, &r.id.to_string())))
         .flatten();
     let runs: Vec<RunSummary> = rows.into_iter().map(RunSummary::from_row).collect();
-    page::render(
+    who.render(
         StatusCode::OK,
         "runs.html",
         Nav::Runs,
@@ -130,7 +130,7 @@ pub async fn show(State(state): State<AppState>, who: Session, Path(id): Path<St
     match runs::get_with_steps(&state.platform, who.scope, id).await {
         Ok((row, steps)) => {
             let run = RunDetail::from_rows(row, steps);
-            page::render(
+            who.render(
                 StatusCode::OK,
                 "run.html",
                 Nav::Runs,

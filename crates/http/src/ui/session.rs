@@ -9,12 +9,16 @@ use crate::guard::{self, check_csrf, is_unsafe};
 use agentry_core::authz::Action;
 use agentry_core::scope::{OrgScope, WorkspaceScope};
 use agentry_engine::ServiceResult;
+use agentry_engine::service::audit::{self, Change};
 use agentry_engine::service::auth::{self, SessionState};
-use agentry_engine::service::principal::Principal;
+use agentry_engine::service::principal::{Actor, Principal, RequestMeta};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+use serde::Serialize;
 
 pub const LOGIN: &str = "/ui/login";
 pub const MFA: &str = "/ui/login/mfa";
@@ -26,6 +30,17 @@ pub struct Session {
     pub principal: Principal,
     /// The default workspace, readable by the caller.
     pub scope: WorkspaceScope,
+    /// Where the request came from, for the audit log.
+    pub meta: RequestMeta,
+}
+
+/// The entries of the top navigation the signed-in person may open, and who they are.
+#[derive(Debug, Serialize)]
+struct Menu {
+    members: bool,
+    api_keys: bool,
+    audit: bool,
+    email: String,
 }
 
 // The error is the page the handler returns as it is; boxing it would only move the cost.
@@ -44,25 +59,93 @@ impl Session {
             .authorize_org(action)
             .map_err(page::service_error)
     }
+
+    /// Whether the caller may perform the org-level `action` (to show or hide its forms).
+    pub fn may(&self, action: Action) -> bool {
+        self.principal.authorize_org(action).is_ok()
+    }
+
+    /// The signed-in person's email (empty for a principal that is not a person).
+    pub fn email(&self) -> &str {
+        match &self.principal.actor {
+            Actor::User { email, .. } => email,
+            _ => "",
+        }
+    }
+
+    /// Renders a page for this person: the navigation only offers what their role may open.
+    pub fn render(
+        &self,
+        status: StatusCode,
+        template: &str,
+        nav: page::Nav,
+        ctx: Value,
+    ) -> Response {
+        let menu = Menu {
+            members: self.may(Action::OrgRead),
+            api_keys: self.may(Action::ApiKeysManage),
+            audit: self.may(Action::AuditRead),
+            email: self.email().to_string(),
+        };
+        page::render(
+            status,
+            template,
+            nav,
+            context! { menu => Serde(&menu), ..ctx },
+        )
+    }
+
+    /// Writes the audit entry of a change this person just made in `org`.
+    pub async fn record(&self, state: &AppState, org: OrgScope, change: Change) {
+        audit::record(
+            &state.platform,
+            org,
+            &self.principal.actor,
+            &self.meta,
+            change,
+        )
+        .await;
+    }
+}
+
+/// Refuses a state-changing request sent by another site (for the public forms, which have no
+/// [`Session`] to do it).
+pub struct SameOrigin;
+
+fn cross_site() -> Response {
+    page::error(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        "This form was sent from another site, so it was refused.",
+    )
+}
+
+impl FromRequestParts<AppState> for SameOrigin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if is_unsafe(&parts.method) && check_csrf(parts, state).is_err() {
+            return Err(cross_site());
+        }
+        Ok(SameOrigin)
+    }
 }
 
 impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        if is_unsafe(&parts.method) && check_csrf(parts, state).is_err() {
-            return Err(page::error(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "This form was sent from another site, so it was refused.",
-            ));
-        }
+        SameOrigin::from_request_parts(parts, state).await?;
         match current(&parts.headers, state).await {
             Ok(Some(SessionState::Active(principal, _))) => {
                 let scope = principal
                     .authorize_workspace(Action::AgentsRead, None)
                     .map_err(page::service_error)?;
-                Ok(Session { principal, scope })
+                Ok(Session {
+                    principal,
+                    scope,
+                    meta: guard::request_meta(parts),
+                })
             }
             Ok(Some(SessionState::MfaPending(_))) => Err(Redirect::to(MFA).into_response()),
             Ok(None) => Err(Redirect::to(LOGIN).into_response()),

@@ -1,27 +1,40 @@
 //! Dashboard tests: the whole application router over a real platform on a temporary SQLite
-//! file. No worker runs, so a started run stays queued.
+//! file. No worker runs, so a started run stays queued. People sign in with server-side
+//! sessions, as in a browser.
 
 use super::page;
 use crate::{AppState, install_metrics, router};
+use agentry_core::ids::UserId;
 use agentry_engine::secrets::Secrets;
-use agentry_engine::service::providers::ProviderInput;
-use agentry_engine::service::{api_keys, providers};
+use agentry_engine::service::account;
+use agentry_engine::service::auth::{self, ClientInfo};
+use agentry_engine::service::providers::{self, ProviderInput};
 use agentry_engine::{Platform, PlatformParts};
-use agentry_store::orgs;
+use agentry_store::orgs::{self, DEFAULT_ORG};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
+
+const OWNER_EMAIL: &str = "owner@example.com";
+const PASSWORD: &str = "violet tractor sings under the moon";
 
 struct Harness {
     app: Router,
     platform: Arc<Platform>,
-    token: String,
+    /// The owner's session cookie.
+    cookie: String,
+    owner: UserId,
     _dir: tempfile::TempDir,
 }
 
 async fn harness() -> Harness {
+    harness_with_mail(None).await
+}
+
+async fn harness_with_mail(mail_dir: Option<std::path::PathBuf>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/t.db", dir.path().display());
     let db = agentry_store::Db::connect(&url, 4).await.unwrap();
@@ -29,13 +42,29 @@ async fn harness() -> Harness {
     let platform = Platform::new(PlatformParts {
         db,
         secrets: Secrets::from_key([1; 32]),
+        reload_keys: None,
+        egress: agentry_tools::guard::GuardConfig {
+            allow_hosts: vec!["127.0.0.1".into()],
+            ..Default::default()
+        },
+        sso_allow_http: false,
+        mailer: mail_dir
+            .map(|d| agentry_engine::mailer::Mailer::files(d, "agentry@example.com").unwrap()),
         tools: agentry_tools::ToolRegistry::builtin(Default::default()),
         config: Default::default(),
         http: reqwest::Client::new(),
-    });
-    let (_, token) = api_keys::create(&platform, orgs::default_scope(), "t")
-        .await
-        .unwrap();
+    })
+    .unwrap();
+    let owner = account::create_user(
+        &platform,
+        OWNER_EMAIL,
+        "Owner",
+        Some(PASSWORD),
+        Some((DEFAULT_ORG, None, "owner")),
+    )
+    .await
+    .unwrap();
+    let cookie = session_cookie(&platform, owner).await;
     providers::create(
         &platform,
         orgs::default_scope().org(),
@@ -48,21 +77,57 @@ async fn harness() -> Harness {
     )
     .await
     .unwrap();
-    let app = router(AppState {
-        platform: platform.clone(),
-        metrics: install_metrics(),
-    });
+    let app = router(AppState::new(platform.clone(), install_metrics()));
     Harness {
         app,
         platform,
-        token,
+        cookie,
+        owner,
         _dir: dir,
     }
 }
 
+/// A fresh signed-in session of `user`, as the cookie a browser would send.
+async fn session_cookie(platform: &Platform, user: UserId) -> String {
+    let row = agentry_store::users::get(&platform.db, user)
+        .await
+        .unwrap()
+        .unwrap();
+    let issued = auth::issue_session(platform, &row, None, false, &ClientInfo::default())
+        .await
+        .unwrap();
+    format!("agentry_session={}", issued.token)
+}
+
 impl Harness {
     fn cookie(&self) -> String {
-        format!("agentry_session={}", self.token)
+        self.cookie.clone()
+    }
+
+    /// Adds a member (no password) with `role` in the whole org, and signs them in.
+    async fn member(&self, email: &str, role: &str) -> (UserId, String) {
+        let id = account::create_user(
+            &self.platform,
+            email,
+            "Someone",
+            None,
+            Some((DEFAULT_ORG, None, role)),
+        )
+        .await
+        .unwrap();
+        (id, session_cookie(&self.platform, id).await)
+    }
+
+    /// A browser with its own cookie jar, starting with `cookie`.
+    fn browser(&self, cookie: Option<&str>) -> Browser<'_> {
+        let jar = Browser {
+            h: self,
+            jar: Mutex::new(BTreeMap::new()),
+        };
+        if let Some(c) = cookie {
+            jar.absorb_pair(c);
+        }
+        jar
     }
 
     async fn send(&self, request: Request<Body>) -> Response<Body> {
@@ -70,9 +135,13 @@ impl Harness {
     }
 
     async fn get(&self, path: &str) -> Response<Body> {
+        self.get_as(&self.cookie(), path).await
+    }
+
+    async fn get_as(&self, cookie: &str, path: &str) -> Response<Body> {
         self.send(
             Request::get(path)
-                .header(header::COOKIE, self.cookie())
+                .header(header::COOKIE, cookie)
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -87,6 +156,10 @@ impl Harness {
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response<Body> {
         self.send(form_request(path, form, Some(&self.cookie())))
             .await
+    }
+
+    async fn post_as(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> Response<Body> {
+        self.send(form_request(path, form, Some(cookie))).await
     }
 
     async fn post_anonymous(&self, path: &str, form: &[(&str, &str)]) -> Response<Body> {
@@ -108,6 +181,71 @@ impl Harness {
             )
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+}
+
+/// Sends and keeps cookies like a browser: `Set-Cookie` stores, `Max-Age=0` deletes.
+struct Browser<'a> {
+    h: &'a Harness,
+    jar: Mutex<BTreeMap<String, String>>,
+}
+
+impl Browser<'_> {
+    fn absorb_pair(&self, pair: &str) {
+        if let Some((name, value)) = pair.split(';').next().and_then(|p| p.split_once('=')) {
+            let mut jar = self.jar.lock().unwrap();
+            if value.is_empty() || pair.contains("Max-Age=0") {
+                jar.remove(name.trim());
+            } else {
+                jar.insert(name.trim().to_string(), value.to_string());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.jar
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.jar.lock().unwrap().contains_key(name)
+    }
+
+    fn absorb(&self, response: &Response<Body>) {
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            self.absorb_pair(value.to_str().unwrap());
+        }
+    }
+
+    async fn get(&self, path: &str) -> Response<Body> {
+        let response = self.h.get_as(&self.header(), path).await;
+        self.absorb(&response);
+        response
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Response<Body> {
+        let response = self.h.post_as(&self.header(), path, form).await;
+        self.absorb(&response);
+        response
+    }
+
+    /// Posts, follows the redirect, and returns the page it lands on.
+    async fn post_and_follow(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let response = self.post(path, form).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{path}: {}",
+            text(response).await
+        );
+        let to = location(&response).to_string();
+        let page = self.get(&to).await;
+        (page.status(), text(page).await)
     }
 }
 
@@ -181,28 +319,40 @@ async fn login_page_renders_with_security_headers() {
     );
     assert_eq!(headers.get(header::REFERRER_POLICY).unwrap(), "same-origin");
     let body = text(response).await;
-    assert!(body.contains(r#"name="token""#));
+    assert!(body.contains(r#"name="email""#));
+    assert!(body.contains(r#"name="password""#));
     assert!(body.contains(r#"action="/ui/login""#));
 }
 
 #[tokio::test]
-async fn a_wrong_token_shows_the_form_again_with_401() {
+async fn a_wrong_password_shows_the_form_again_with_401() {
     let h = harness().await;
-    for token in ["agt_0000000000000000", "nonsense", ""] {
-        let response = h.post_anonymous("/ui/login", &[("token", token)]).await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    for (email, password) in [
+        (OWNER_EMAIL, "not the password"),
+        ("nobody@example.com", PASSWORD),
+        (OWNER_EMAIL, ""),
+        ("", ""),
+    ] {
+        let response = h
+            .post_anonymous("/ui/login", &[("email", email), ("password", password)])
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{email}");
         assert!(response.headers().get(header::SET_COOKIE).is_none());
         let body = text(response).await;
-        assert!(body.contains(r#"name="token""#));
+        assert!(body.contains(r#"name="password""#));
         assert!(body.contains(r#"class="alert""#));
+        assert!(!body.contains(password) || password.is_empty());
     }
 }
 
 #[tokio::test]
-async fn a_good_token_sets_a_strict_httponly_cookie_and_redirects() {
+async fn a_good_password_sets_an_httponly_cookie_and_redirects() {
     let h = harness().await;
     let response = h
-        .post_anonymous("/ui/login", &[("token", &format!("  {}\n", h.token))])
+        .post_anonymous(
+            "/ui/login",
+            &[("email", "  Owner@Example.com "), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/ui/agents");
@@ -211,11 +361,14 @@ async fn a_good_token_sets_a_strict_httponly_cookie_and_redirects() {
         .get(header::SET_COOKIE)
         .unwrap()
         .to_str()
-        .unwrap();
-    assert!(cookie.starts_with(&format!("agentry_session={};", h.token)));
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("agentry_session="));
     assert!(cookie.contains("HttpOnly"));
-    assert!(cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("SameSite=Lax"));
     assert!(cookie.contains("Path=/"));
+    let pair = cookie.split(';').next().unwrap();
+    assert_eq!(h.get_as(pair, "/ui/agents").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -269,8 +422,7 @@ async fn pages_without_a_valid_cookie_redirect_to_login() {
         )
         .await;
     assert_eq!(location(&forged), "/ui/login");
-    // A post without the cookie (what a cross-site form gets under SameSite=Strict) changes
-    // nothing.
+    // A post without the cookie changes nothing.
     let response = h
         .post_anonymous(
             "/ui/agents",
@@ -562,4 +714,856 @@ async fn html_in_an_agent_name_is_escaped() {
         assert!(!body.contains("<script>alert(1)"), "{path}");
         assert!(body.contains("&lt;script&gt;alert(1)"), "{path}");
     }
+}
+
+/// Undoes minijinja's HTML escaping (for values read back from a page).
+fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The secret a page shows once, if it shows one.
+fn one_time_secret(body: &str) -> Option<String> {
+    let start = body.find(r#"id="one-time-secret""#)?;
+    let rest = &body[start..];
+    let open = rest.find('>')? + 1;
+    let close = rest.find("</code>")?;
+    Some(unescape(&rest[open..close]))
+}
+
+fn set_cookies(response: &Response<Body>) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+async fn audit_actions(h: &Harness) -> Vec<String> {
+    let filter = agentry_store::audit::AuditFilter {
+        limit: 1000,
+        ..Default::default()
+    };
+    agentry_engine::service::audit::list(&h.platform, orgs::default_scope().org(), &filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_identity_pages_render_for_the_owner_with_their_nav_entries() {
+    let h = harness().await;
+    for (path, marker) in [
+        ("/ui/members", r#"action="/ui/members/invite""#),
+        ("/ui/api-keys", r#"action="/ui/api-keys""#),
+        ("/ui/audit", r#"action="/ui/audit""#),
+        ("/ui/account", r#"action="/ui/account/password""#),
+        ("/ui/account/totp", r#"name="secret""#),
+    ] {
+        let response = h.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let body = text(response).await;
+        assert!(body.contains(marker), "{path}");
+        for link in [
+            r#"href="/ui/members""#,
+            r#"href="/ui/api-keys""#,
+            r#"href="/ui/audit""#,
+            r#"href="/ui/account""#,
+        ] {
+            assert!(body.contains(link), "{path} lacks {link}");
+        }
+        assert!(body.contains(OWNER_EMAIL), "{path}");
+    }
+    let members = text(h.get("/ui/members").await).await;
+    assert!(members.contains(&format!(r#"id="member-{}""#, h.owner)));
+    assert!(members.contains("role-owner"));
+}
+
+#[tokio::test]
+async fn a_viewer_sees_members_but_cannot_change_anything() {
+    let h = harness().await;
+    let (viewer, cookie) = h.member("viewer@example.com", "viewer").await;
+    let page = h.get_as(&cookie, "/ui/members").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let body = text(page).await;
+    assert!(body.contains(OWNER_EMAIL));
+    assert!(!body.contains(r#"action="/ui/members/invite""#));
+    assert!(!body.contains("/role\""));
+    // The nav offers only what the role may open.
+    assert!(!body.contains(r#"href="/ui/api-keys""#));
+    assert!(!body.contains(r#"href="/ui/audit""#));
+    let owner = h.owner.to_string();
+    let viewer = viewer.to_string();
+    for (path, form) in [
+        (
+            format!("/ui/members/{owner}/role"),
+            vec![("role", "viewer"), ("workspace", "")],
+        ),
+        (
+            format!("/ui/members/{viewer}/role"),
+            vec![("role", "owner")],
+        ),
+        (format!("/ui/members/{owner}/remove"), vec![]),
+        (format!("/ui/members/{owner}/disable"), vec![]),
+        (format!("/ui/members/{owner}/sign-out"), vec![]),
+        (format!("/ui/members/{owner}/reset-link"), vec![]),
+        (
+            "/ui/members/invite".to_string(),
+            vec![("email", "x@example.com"), ("role", "owner")],
+        ),
+        (
+            "/ui/api-keys".to_string(),
+            vec![("name", "mine"), ("role", "viewer")],
+        ),
+    ] {
+        let response = h.post_as(&cookie, &path, &form).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    for path in [
+        "/ui/api-keys",
+        "/ui/audit",
+        "/ui/audit/export.csv",
+        "/ui/audit/export.json",
+    ] {
+        assert_eq!(
+            h.get_as(&cookie, path).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    // Nothing changed, and nothing was recorded.
+    let body = text(h.get("/ui/members").await).await;
+    assert!(body.contains("role-owner"));
+    assert!(
+        !audit_actions(&h)
+            .await
+            .iter()
+            .any(|a| a.starts_with("member."))
+    );
+    // Their own account page works.
+    assert_eq!(
+        h.get_as(&cookie, "/ui/account").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_refused_on_every_form() {
+    let h = harness().await;
+    for path in [
+        "/ui/members/invite",
+        "/ui/api-keys",
+        "/ui/invite",
+        "/ui/reset",
+        "/ui/account/password",
+    ] {
+        let response = h
+            .send(
+                Request::post(path)
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, h.cookie())
+                    .header("sec-fetch-site", "cross-site")
+                    .body(Body::from(
+                        "email=x%40example.com&role=viewer&name=k&token=inv_x",
+                    ))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(audit_actions(&h).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_invitation_link_is_shown_once_and_signs_the_new_member_in() {
+    let mail = tempfile::tempdir().unwrap();
+    let h = harness_with_mail(Some(mail.path().to_path_buf())).await;
+    let owner = h.browser(Some(&h.cookie()));
+    let response = owner
+        .post(
+            "/ui/members/invite",
+            &[
+                ("email", "New.Person@Example.com"),
+                ("role", "member"),
+                ("workspace", ""),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/ui/members");
+    // The link travels sealed, never in the clear.
+    let flash = set_cookies(&response).join("\n");
+    assert!(flash.contains("agentry_flash="));
+    assert!(flash.contains("HttpOnly") && flash.contains("SameSite=Strict"));
+    assert!(!flash.contains("inv_"));
+    let sealed = owner.header();
+
+    let body = text(owner.get("/ui/members").await).await;
+    let link = one_time_secret(&body).expect("the link is shown");
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/ui/invite?token=inv_"),
+        "{link}"
+    );
+    assert!(body.contains("new.person@example.com"));
+    assert!(body.contains("emailed"));
+    // Shown once: the cookie is gone, and replaying it in another session opens nothing.
+    assert!(!owner.has("agentry_flash"));
+    assert!(one_time_secret(&text(owner.get("/ui/members").await).await).is_none());
+    let (_, other) = h.member("other-admin@example.com", "admin").await;
+    let replay = sealed.replace(&h.cookie(), &other);
+    assert!(one_time_secret(&text(h.get_as(&replay, "/ui/members").await).await).is_none());
+    // It was emailed too.
+    let mails: Vec<String> = std::fs::read_dir(mail.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("new.person@example.com"));
+
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let path = format!("/ui/invite?token={token}");
+    let invitee = h.browser(None);
+    let form = text(invitee.get(&path).await).await;
+    assert!(form.contains("new.person@example.com"));
+    assert!(form.contains(r#"name="password""#));
+    // A weak password keeps the link usable.
+    let weak = invitee
+        .post(
+            "/ui/invite",
+            &[
+                ("token", &token),
+                ("name", "New"),
+                ("password", "password"),
+                ("password_again", "password"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(weak).await.contains(r#"value="New""#));
+    let accepted = invitee
+        .post(
+            "/ui/invite",
+            &[
+                ("token", &token),
+                ("name", "New Person"),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&accepted), "/ui/agents");
+    assert!(invitee.has("agentry_session"));
+    assert_eq!(invitee.get("/ui/agents").await.status(), StatusCode::OK);
+    let account = text(invitee.get("/ui/account").await).await;
+    assert!(account.contains("new.person@example.com"));
+    assert!(account.contains("Organization: member"));
+    // The link worked once.
+    let again = h.get_anonymous(&path).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(text(again).await.contains("not valid"));
+    let members = text(h.get("/ui/members").await).await;
+    assert!(members.contains("New Person"));
+    assert!(!members.contains("Pending invitations</h2>\n<table"));
+    let actions = audit_actions(&h).await;
+    assert!(actions.contains(&"invitation.create".to_string()));
+    assert!(actions.contains(&"invitation.accept".to_string()));
+}
+
+#[tokio::test]
+async fn invitation_and_reset_pages_refuse_bad_links() {
+    let h = harness().await;
+    for path in [
+        "/ui/invite",
+        "/ui/invite?token=",
+        "/ui/invite?token=inv_not-a-real-one",
+        "/ui/reset",
+        "/ui/reset?token=",
+        "/ui/reset?token=nonsense",
+    ] {
+        let response = h.get_anonymous(path).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body = text(response).await;
+        assert!(body.contains(r#"id="link-invalid""#), "{path}");
+        assert!(!body.contains(r#"name="password""#), "{path}");
+    }
+    let response = h
+        .post_anonymous(
+            "/ui/reset",
+            &[
+                ("token", "rst_unknown"),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(text(response).await.contains("not valid"));
+    let response = h
+        .post_anonymous(
+            "/ui/invite",
+            &[
+                ("token", "inv_unknown"),
+                ("name", "x"),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A revoked invitation is refused the same way.
+    let owner = h.browser(Some(&h.cookie()));
+    let (_, body) = owner
+        .post_and_follow(
+            "/ui/members/invite",
+            &[("email", "gone@example.com"), ("role", "viewer")],
+        )
+        .await;
+    let token = one_time_secret(&body)
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let id = body
+        .split("/ui/members/invitations/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let (status, body) = owner
+        .post_and_follow(&format!("/ui/members/invitations/{id}/revoke"), &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("was revoked"));
+    assert!(!body.contains("gone@example.com"));
+    let response = h.get_anonymous(&format!("/ui/invite?token={token}")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        audit_actions(&h)
+            .await
+            .contains(&"invitation.revoke".to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_admin_reset_link_sets_a_new_password_once() {
+    let h = harness().await;
+    let (member, member_cookie) = h.member("forgot@example.com", "member").await;
+    let owner = h.browser(Some(&h.cookie()));
+    let (_, body) = owner
+        .post_and_follow(&format!("/ui/members/{member}/reset-link"), &[])
+        .await;
+    let link = one_time_secret(&body).expect("the reset link is shown");
+    assert!(link.contains("/ui/reset?token=rst_"), "{link}");
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let form = text(h.get_anonymous(&format!("/ui/reset?token={token}")).await).await;
+    assert!(form.contains(r#"name="password""#));
+    // A weak or mistyped password does not use the link up.
+    let weak = h
+        .post_anonymous(
+            "/ui/reset",
+            &[
+                ("token", &token),
+                ("password", "12345678"),
+                ("password_again", "12345678"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let mismatch = h
+        .post_anonymous(
+            "/ui/reset",
+            &[
+                ("token", &token),
+                ("password", PASSWORD),
+                ("password_again", "other"),
+            ],
+        )
+        .await;
+    assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let done = h
+        .post_anonymous(
+            "/ui/reset",
+            &[
+                ("token", &token),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&done), "/ui/login?notice=password_reset");
+    let login = text(h.get_anonymous("/ui/login?notice=password_reset").await).await;
+    assert!(login.contains("Your password was changed"));
+    // Arbitrary text cannot be put on the sign-in page.
+    assert!(
+        !text(h.get_anonymous("/ui/login?notice=%3Cb%3Ehi").await)
+            .await
+            .contains("hi")
+    );
+    // Every session of the account ended; the new password signs in.
+    assert_eq!(
+        location(&h.get_as(&member_cookie, "/ui/agents").await),
+        "/ui/login"
+    );
+    let signed_in = h
+        .post_anonymous(
+            "/ui/login",
+            &[("email", "forgot@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(location(&signed_in), "/ui/agents");
+    // The link worked once.
+    let again = h
+        .post_anonymous(
+            "/ui/reset",
+            &[
+                ("token", &token),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let actions = audit_actions(&h).await;
+    assert!(actions.contains(&"member.password_reset_link".to_string()));
+    assert!(actions.contains(&"account.password_reset".to_string()));
+}
+
+#[tokio::test]
+async fn roles_disabling_signing_out_and_removing_members() {
+    let h = harness().await;
+    let (bob, bob_cookie) = h.member("bob@example.com", "member").await;
+    let owner = h.browser(Some(&h.cookie()));
+    let (status, body) = owner
+        .post_and_follow(
+            &format!("/ui/members/{bob}/role"),
+            &[("role", "viewer"), ("workspace", "")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("bob@example.com is now viewer in the whole organization."));
+    assert!(body.contains("role-viewer"));
+    // A workspace role is listed next to the org role.
+    let ws = orgs::DEFAULT_WORKSPACE.0.to_string();
+    let (_, body) = owner
+        .post_and_follow(
+            &format!("/ui/members/{bob}/role"),
+            &[("role", "admin"), ("workspace", &ws)],
+        )
+        .await;
+    assert!(body.contains(": admin</span>"), "{body}");
+    // The last owner cannot be demoted: the page says why.
+    let response = owner
+        .post(
+            &format!("/ui/members/{}/role", h.owner),
+            &[("role", "admin")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(text(response).await.contains("last owner"));
+    let response = owner
+        .post(&format!("/ui/members/{bob}/role"), &[("role", "king")])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        owner
+            .post("/ui/members/not-an-id/role", &[("role", "viewer")])
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let (_, body) = owner
+        .post_and_follow(&format!("/ui/members/{bob}/sign-out"), &[])
+        .await;
+    assert!(body.contains("signed out everywhere (1 session ended)"));
+    assert_eq!(
+        location(&h.get_as(&bob_cookie, "/ui/agents").await),
+        "/ui/login"
+    );
+    let (_, body) = owner
+        .post_and_follow(&format!("/ui/members/{bob}/disable"), &[])
+        .await;
+    assert!(body.contains("bob@example.com is disabled"));
+    assert!(body.contains(&format!("/ui/members/{bob}/enable")));
+    let (_, body) = owner
+        .post_and_follow(&format!("/ui/members/{bob}/enable"), &[])
+        .await;
+    assert!(body.contains("can sign in again"));
+    let (_, body) = owner
+        .post_and_follow(&format!("/ui/members/{bob}/remove"), &[])
+        .await;
+    assert!(body.contains("was removed"));
+    assert!(!body.contains(&format!("member-{bob}")));
+
+    let actions = audit_actions(&h).await;
+    for action in [
+        "member.role_change",
+        "member.sign_out",
+        "member.disable",
+        "member.enable",
+        "member.remove",
+    ] {
+        assert!(
+            actions.contains(&action.to_string()),
+            "{action}: {actions:?}"
+        );
+    }
+    // Refused changes are not recorded.
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "member.role_change")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_is_shown_once_and_revoking_it_stops_it() {
+    let h = harness().await;
+    let owner = h.browser(Some(&h.cookie()));
+    // Refused forms keep what was typed.
+    let response = owner
+        .post(
+            "/ui/api-keys",
+            &[
+                ("name", "ci"),
+                ("role", "member"),
+                ("expires", "2001-01-01"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = text(response).await;
+    assert!(body.contains("must be in the future"));
+    assert!(body.contains(r#"value="ci""#));
+    let response = owner
+        .post("/ui/api-keys", &[("name", " "), ("role", "member")])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, body) = owner
+        .post_and_follow(
+            "/ui/api-keys",
+            &[
+                ("name", "deploy <bot>"),
+                ("role", "viewer"),
+                ("workspace", ""),
+                ("expires", "2999-12-31"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let key = one_time_secret(&body).expect("the key is shown");
+    assert!(key.starts_with("agt_"));
+    assert!(body.contains("deploy &lt;bot&gt;"));
+    assert!(body.contains("2999-12-31 23:59:59 UTC"));
+    let principal = auth::authenticate_key(&h.platform, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(principal.org_role, Some(agentry_core::authz::Role::Viewer));
+    // Never again: not on a reload, not in the list.
+    let body = text(owner.get("/ui/api-keys").await).await;
+    assert!(one_time_secret(&body).is_none());
+    assert!(!body.contains(&key));
+    assert!(body.contains(&format!("{}…", &key[..12])));
+
+    let id = body
+        .split("/ui/api-keys/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let confirm = owner.get(&format!("/ui/api-keys/{id}/revoke")).await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let confirm = text(confirm).await;
+    assert!(confirm.contains(r#"id="confirm-revoke""#));
+    assert!(confirm.contains("deploy &lt;bot&gt;"));
+    let (_, body) = owner
+        .post_and_follow(&format!("/ui/api-keys/{id}/revoke"), &[])
+        .await;
+    assert!(body.contains("was revoked"));
+    assert!(
+        auth::authenticate_key(&h.platform, &key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        owner
+            .post(&format!("/ui/api-keys/{id}/revoke"), &[])
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        owner
+            .get(&format!("/ui/api-keys/{id}/revoke"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let actions = audit_actions(&h).await;
+    assert!(actions.contains(&"api_key.create".to_string()));
+    assert!(actions.contains(&"api_key.revoke".to_string()));
+}
+
+#[tokio::test]
+async fn an_admin_cannot_mint_an_owner_key() {
+    let h = harness().await;
+    let (_, admin) = h.member("admin@example.com", "admin").await;
+    let response = h
+        .post_as(&admin, "/ui/api-keys", &[("name", "up"), ("role", "owner")])
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(text(response).await.contains("above your own"));
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_filters_and_exports_safely() {
+    use agentry_engine::service::audit::{self, Change};
+    use agentry_engine::service::principal::{Actor, RequestMeta};
+    let h = harness().await;
+    let actor = Actor::User {
+        id: h.owner,
+        email: OWNER_EMAIL.into(),
+    };
+    let org = orgs::default_scope().org();
+    for i in 0..53 {
+        let change = Change::new("agent.update", "agent", format!("a{i}"));
+        audit::record(&h.platform, org, &actor, &RequestMeta::default(), change).await;
+    }
+    let formula = r#"=HYPERLINK("http://evil.example","click")"#;
+    audit::record(
+        &h.platform,
+        org,
+        &actor,
+        &RequestMeta::default(),
+        Change::new("member.role_change", "user", formula)
+            .after(serde_json::json!({"role": "<b>x</b>"})),
+    )
+    .await;
+
+    let first = text(h.get("/ui/audit").await).await;
+    assert_eq!(first.matches("<tr data-action=").count(), 50);
+    // Newest first, escaped.
+    assert!(first.find("member.role_change").unwrap() < first.find("agent.update").unwrap());
+    assert!(first.contains("=HYPERLINK(&quot;http:&#x2f;&#x2f;evil.example&quot;"));
+    assert!(!first.contains("<b>x</b>"));
+    let older = first
+        .split(r#"id="older""#)
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .map(|s| unescape(s.trim_end_matches("\" ")))
+        .unwrap();
+    assert!(older.starts_with("/ui/audit?before_id="), "{older}");
+    let second = text(h.get(&older).await).await;
+    assert_eq!(second.matches("<tr data-action=").count(), 4);
+    assert!(!second.contains(r#"id="older""#));
+
+    let filtered = text(h.get("/ui/audit?action=member.*&actor=&target_type=").await).await;
+    assert_eq!(filtered.matches("<tr data-action=").count(), 1);
+    assert!(filtered.contains("export.csv?action=member.*"));
+    let by_actor = text(
+        h.get(&format!("/ui/audit?actor={}&target_type=agent", h.owner))
+            .await,
+    )
+    .await;
+    assert_eq!(by_actor.matches("<tr data-action=").count(), 50);
+    let bad = h.get("/ui/audit?actor=nobody").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(text(bad).await.contains("Actor must be"));
+
+    let csv = h.get("/ui/audit/export.csv?action=member.*").await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        csv.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("audit-log.csv")
+    );
+    let csv = text(csv).await;
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(audit::CSV_HEADER));
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains(r#""'=HYPERLINK(""http://evil.example"",""click"")""#),
+        "{row}"
+    );
+    assert!(!row.contains(r#","=HYPERLINK"#));
+    assert_eq!(lines.next(), None);
+
+    let json = h.get("/ui/audit/export.json").await;
+    assert_eq!(json.status(), StatusCode::OK);
+    let entries: serde_json::Value = serde_json::from_str(&text(json).await).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 54);
+    assert_eq!(entries[0]["target_id"], formula);
+}
+
+#[tokio::test]
+async fn changing_the_password_and_two_factor_from_the_account_page() {
+    let h = harness().await;
+    let other_session = session_cookie(&h.platform, h.owner).await;
+    let me = h.browser(Some(&h.cookie()));
+    let wrong = me
+        .post(
+            "/ui/account/password",
+            &[
+                ("current_password", "nope"),
+                ("new_password", "a new long passphrase"),
+                ("new_password_again", "a new long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        text(wrong)
+            .await
+            .contains("The current password is not right.")
+    );
+    let mismatch = me
+        .post(
+            "/ui/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a new long passphrase"),
+                ("new_password_again", "another"),
+            ],
+        )
+        .await;
+    assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = me
+        .post_and_follow(
+            "/ui/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a new long passphrase"),
+                ("new_password_again", "a new long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Your password was changed"));
+    // This session goes on; the other one ended.
+    assert_eq!(
+        location(&h.get_as(&other_session, "/ui/agents").await),
+        "/ui/login"
+    );
+    let new_password = "a new long passphrase";
+
+    // Two-factor: the secret is kept in the form when the code is wrong.
+    let setup = text(me.get("/ui/account/totp").await).await;
+    let secret = setup
+        .split(r#"name="secret" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(setup.contains("otpauth:&#x2f;&#x2f;totp&#x2f;"));
+    let wrong = me
+        .post(
+            "/ui/account/totp",
+            &[
+                ("secret", &secret),
+                ("current_password", new_password),
+                ("code", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        text(wrong)
+            .await
+            .contains(&format!(r#"name="secret" value="{secret}""#))
+    );
+    let bytes = agentry_auth::totp::decode_base32(&secret).unwrap();
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let code = agentry_auth::totp::code_at(&bytes, now);
+    let (_, body) = me
+        .post_and_follow(
+            "/ui/account/totp",
+            &[
+                ("secret", &secret),
+                ("current_password", new_password),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert!(body.contains("Two-factor sign-in is on"));
+    assert!(body.contains(r#"<dd id="totp-status">on</dd>"#));
+    // Set up already: the setup page sends you back.
+    assert_eq!(location(&me.get("/ui/account/totp").await), "/ui/account");
+    let (_, body) = me
+        .post_and_follow(
+            "/ui/account/totp/disable",
+            &[("current_password", new_password)],
+        )
+        .await;
+    assert!(body.contains(r#"<dd id="totp-status">off</dd>"#));
+    let actions = audit_actions(&h).await;
+    for action in [
+        "account.password_change",
+        "account.totp_enable",
+        "account.totp_disable",
+    ] {
+        assert!(actions.contains(&action.to_string()), "{action}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_can_be_ended_one_by_one_or_everywhere() {
+    let h = harness().await;
+    let phone = session_cookie(&h.platform, h.owner).await;
+    let me = h.browser(Some(&h.cookie()));
+    let body = text(me.get("/ui/account").await).await;
+    assert!(body.contains("this session"));
+    let ids: Vec<String> = body
+        .split("/ui/account/sessions/")
+        .skip(1)
+        .filter_map(|s| s.split('/').next().map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    // End the other session (the one not marked as this one).
+    let other = ids
+        .iter()
+        .find(|id| {
+            let row = body
+                .split(&format!("/ui/account/sessions/{id}/"))
+                .next()
+                .unwrap();
+            !row.rsplit("<tr>").next().unwrap().contains("this session")
+        })
+        .unwrap()
+        .clone();
+    let (_, body) = me
+        .post_and_follow(&format!("/ui/account/sessions/{other}/revoke"), &[])
+        .await;
+    assert!(body.contains("The session was ended."));
+    assert_eq!(location(&h.get_as(&phone, "/ui/agents").await), "/ui/login");
+    let response = me.post("/ui/account/sign-out-everywhere", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/ui/login?notice=signed_out");
+    assert!(!me.has("agentry_session"));
+    assert_eq!(location(&h.get("/ui/agents").await), "/ui/login");
+    let actions = audit_actions(&h).await;
+    assert!(actions.contains(&"account.session_revoke".to_string()));
+    assert!(actions.contains(&"account.sign_out_everywhere".to_string()));
 }
