@@ -34,8 +34,27 @@ impl Platform {
         if self.db.pg_pool().is_some() {
             tokio::spawn(listen_for_jobs(self.clone(), rx.clone()));
         }
+        tokio::spawn(housekeeping(self.clone(), rx.clone()));
         let done = tokio::spawn(worker_loop(self.clone(), rx));
         WorkerHandle { done }
+    }
+}
+
+/// Hourly: deletes audit entries past the configured retention. Every replica may run it; the
+/// delete is idempotent.
+async fn housekeeping(platform: Arc<Platform>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match crate::service::audit::sweep(&platform).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "audit entries past retention deleted"),
+                    Err(e) => tracing::warn!(error = %e.message, "audit retention sweep failed"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

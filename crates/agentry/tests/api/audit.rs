@@ -246,3 +246,54 @@ async fn an_owner_exports_and_deletes_the_organization_as_jobs() {
     // Org A is untouched.
     assert_eq!(app.get("/api/v1/org").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_past_the_configured_retention_are_swept() {
+    let mut app = TestApp::spawn().await;
+    app.create_fake_provider().await;
+    let _ = app.server.terminate();
+    let db = agentry_store::Db::connect(&app.server.storage.database_url, 1)
+        .await
+        .unwrap();
+    let old = agentry_store::audit::AuditRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: agentry_store::orgs::DEFAULT_ORG.0,
+        workspace_id: None,
+        actor_type: "system".into(),
+        actor_id: None,
+        actor_label: "system".into(),
+        action: "test.old".into(),
+        target_type: "test".into(),
+        target_id: None,
+        before: None,
+        after: None,
+        ip: None,
+        user_agent: None,
+        request_id: None,
+        at: chrono::Utc::now() - chrono::Duration::days(3),
+    };
+    agentry_store::audit::append(&db, &old).await.unwrap();
+    db.close().await;
+    let server = crate::harness::Server::start(
+        &app.server.storage,
+        &[("AGENTRY_AUDIT_RETENTION_DAYS", "2")],
+    );
+    let app = TestApp {
+        server,
+        ..app.as_token(&app.token)
+    };
+    let mut swept = false;
+    for _ in 0..50 {
+        let all = entries(&app, "?limit=200").await;
+        if all.iter().all(|e| e["action"] != "test.old") {
+            assert!(
+                all.iter().any(|e| e["action"] == "provider.create"),
+                "recent entries stay"
+            );
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(swept, "the old entry outlived the retention");
+}

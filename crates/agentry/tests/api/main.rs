@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod durability;
 mod limits;
+mod regressions;
 mod secrets;
 mod sso;
 mod streaming;

@@ -5,6 +5,7 @@ use agentry_core::ErrorCode;
 use agentry_engine::ServiceError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 use std::sync::LazyLock;
 
@@ -68,6 +69,8 @@ pub fn environment() -> Environment<'static> {
     // A misspelt variable fails the render (and the tests) instead of printing nothing;
     // `{% if x %}` on an absent value stays allowed.
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // minijinja's own `urlencode` is behind a cargo feature; this one does the same job.
+    env.add_filter("urlencode", urlencode);
     for (name, source) in TEMPLATES {
         if let Err(error) = env.add_template(name, source) {
             // Covered by a test; should it happen anyway, that page answers 500, not the process.
@@ -75,6 +78,42 @@ pub fn environment() -> Environment<'static> {
         }
     }
     env
+}
+
+/// Percent-encodes a value for a URL; a map becomes a query string (none values left out).
+/// Only unreserved characters (and `*`, harmless in a query) stay as they are.
+fn urlencode(value: &Value) -> Result<String, minijinja::Error> {
+    fn encode(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for b in text.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'*' => {
+                    out.push(char::from(b));
+                }
+                other => out.push_str(&format!("%{other:02X}")),
+            }
+        }
+        out
+    }
+    if value.is_none() || value.is_undefined() {
+        return Ok(String::new());
+    }
+    if value.kind() != ValueKind::Map {
+        return Ok(encode(&value.to_string()));
+    }
+    let mut pairs = Vec::new();
+    for key in value.try_iter()? {
+        let item = value.get_item(&key)?;
+        if item.is_none() || item.is_undefined() {
+            continue;
+        }
+        pairs.push(format!(
+            "{}={}",
+            encode(&key.to_string()),
+            encode(&item.to_string())
+        ));
+    }
+    Ok(pairs.join("&"))
 }
 
 /// Renders `template` as a full page. Pages are per user and may show secrets' surroundings, so

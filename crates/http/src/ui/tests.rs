@@ -1567,3 +1567,24 @@ async fn sessions_can_be_ended_one_by_one_or_everywhere() {
     assert!(actions.contains(&"account.session_revoke".to_string()));
     assert!(actions.contains(&"account.sign_out_everywhere".to_string()));
 }
+
+#[test]
+fn urlencode_builds_query_strings_and_path_segments() {
+    let env = page::environment();
+    let render = |src: &str, ctx: minijinja::Value| env.render_str(src, ctx).unwrap();
+    let mut q = BTreeMap::new();
+    q.insert("action", "member.*");
+    q.insert("actor", "a b&c=d/é");
+    assert_eq!(
+        render("{{ q | urlencode }}", minijinja::context! { q => q }),
+        "action=member.*&amp;actor=a%20b%26c%3Dd%2F%C3%A9"
+    );
+    assert_eq!(
+        render("{{ s | urlencode }}", minijinja::context! { s => "x y" }),
+        "x%20y"
+    );
+    assert_eq!(
+        render("{{ n | urlencode }}", minijinja::context! { n => () }),
+        ""
+    );
+}
