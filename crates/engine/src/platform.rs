@@ -37,6 +37,8 @@ pub struct Platform {
     pub config: EngineConfig,
     pub notifier: Notifier,
     pub(crate) models: ModelCache,
+    /// Each org's first workspace (the default one), which cannot be deleted: read once.
+    default_workspaces: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, uuid::Uuid>>,
     /// Identifies this process in job leases.
     pub worker_id: String,
     workers_running: AtomicBool,
@@ -56,6 +58,7 @@ impl Platform {
             oidc,
             mailer: parts.mailer,
             models: ModelCache::new(parts.http),
+            default_workspaces: Default::default(),
             vault: crate::vault::Vault::new(parts.db.clone(), parts.secrets, parts.reload_keys),
             db: parts.db,
             tools: parts.tools,
@@ -92,6 +95,29 @@ impl Platform {
     /// True while this process's workers are taking work (or when it runs none by design).
     pub fn workers_healthy(&self) -> bool {
         !self.config.run_workers || self.workers_running.load(Ordering::Relaxed)
+    }
+
+    /// The org's default (first) workspace.
+    pub async fn default_workspace(
+        &self,
+        org: agentry_core::scope::OrgScope,
+    ) -> Result<Option<agentry_core::ids::WorkspaceId>, agentry_store::StoreError> {
+        let cached = self
+            .default_workspaces
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&org.org_id.0).copied());
+        if let Some(ws) = cached {
+            return Ok(Some(agentry_core::ids::WorkspaceId(ws)));
+        }
+        let first = agentry_store::orgs::workspaces(&self.db, org)
+            .await?
+            .first()
+            .map(|w| w.id);
+        if let (Some(ws), Ok(mut m)) = (first, self.default_workspaces.lock()) {
+            m.insert(org.org_id.0, ws);
+        }
+        Ok(first.map(agentry_core::ids::WorkspaceId))
     }
 
     pub(crate) fn set_workers_running(&self, running: bool) {

@@ -102,7 +102,11 @@ pub async fn list(db: &Db, scope: OrgScope, f: &AuditFilter) -> Result<Vec<Audit
     if let Some(a) = &f.action {
         // "agent." matches every agent action; an exact name matches itself.
         if let Some(prefix) = a.strip_suffix('*') {
-            q.and_where(Expr::col("action").like(format!("{}%", escape_like(prefix))));
+            q.and_where(
+                Expr::col("action").like(
+                    sea_query::LikeExpr::new(format!("{}%", escape_like(prefix))).escape('\\'),
+                ),
+            );
         } else {
             q.and_where(Expr::col("action").eq(a.as_str()));
         }
@@ -132,8 +136,16 @@ pub async fn list(db: &Db, scope: OrgScope, f: &AuditFilter) -> Result<Vec<Audit
     db.fetch_all(&q).await
 }
 
+/// Escapes LIKE's wildcards so an action prefix such as `api_key.` matches literally.
 fn escape_like(s: &str) -> String {
-    s.replace(['%', '_'], "")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// System function (retention): deletes entries older than `cutoff`. Returns how many.

@@ -158,3 +158,35 @@ pub async fn revoke_all(db: &Db, user: UserId, keep: Option<SessionId>) -> Resul
     }
     db.execute(&q).await
 }
+
+/// A live session with its user, in one query (authentication runs it on every request).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionWithUser {
+    #[sqlx(flatten)]
+    pub session: SessionRow,
+    pub u_email: String,
+    pub u_disabled_at: Option<DateTime<Utc>>,
+    pub u_erased_at: Option<DateTime<Utc>>,
+}
+
+/// System function (authentication): a live session by the hash of its token, with the state
+/// of its user.
+pub async fn find_live_with_user(db: &Db, token_hash: &str) -> Result<Option<SessionWithUser>> {
+    let mut q = Query::select();
+    for c in COLUMNS {
+        q.expr_as(Expr::col(("s", c)), c);
+    }
+    q.expr_as(Expr::col(("u", "email")), "u_email")
+        .expr_as(Expr::col(("u", "disabled_at")), "u_disabled_at")
+        .expr_as(Expr::col(("u", "erased_at")), "u_erased_at")
+        .from_as("sessions", "s")
+        .join_as(
+            sea_query::JoinType::InnerJoin,
+            "users",
+            "u",
+            Expr::col(("u", "id")).equals(("s", "user_id")),
+        )
+        .and_where(Expr::col(("s", "token_hash")).eq(token_hash))
+        .and_where(Expr::col(("s", "revoked_at")).is_null());
+    db.fetch_optional(&q).await
+}

@@ -78,6 +78,10 @@ async fn every_change_is_recorded_with_actor_origin_and_masked_secrets() {
                 .iter()
                 .all(|e| e["action"].as_str().unwrap().starts_with("agent."))
     );
+    // `_` in a prefix is literal, not a LIKE wildcard.
+    let keys = entries(&app, "?action=api_key.*").await;
+    let key_actions: Vec<&str> = keys.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(key_actions, vec!["api_key.revoke", "api_key.create"]);
     let page1 = app.get("/api/v1/audit-log?limit=2").await;
     let cursor = page1.body["next_cursor"].as_str().unwrap().to_string();
     let page2 = app

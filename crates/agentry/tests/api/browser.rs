@@ -1,15 +1,16 @@
 //! The dashboard in a real headless Chromium (Debian's `chromium` + `chromium-driver`), driven
 //! over the W3C WebDriver protocol with a few lines of our own (no extra dependency).
-//! Skipped loudly when the browser is missing; `.ci/run` installs it.
+//! Skipped loudly when the browser is missing; `.ci/run` installs it. The client ([`Browser`])
+//! is shared with the identity pages' test (`browser_identity.rs`).
 
-use crate::harness::{ADMIN_TOKEN, TestApp};
+use crate::harness::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-struct Browser {
+pub struct Browser {
     http: reqwest::Client,
     base: String,
     session: String,
@@ -18,7 +19,7 @@ struct Browser {
 }
 
 impl Browser {
-    async fn start() -> Option<Browser> {
+    pub async fn start() -> Option<Browser> {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())?;
@@ -68,10 +69,10 @@ impl Browser {
         })
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    pub async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let req = self.http.request(method.clone(), url);
-        let req = if method == reqwest::Method::GET {
+        let req = if method == reqwest::Method::GET || method == reqwest::Method::DELETE {
             req
         } else {
             req.json(&body)
@@ -80,12 +81,12 @@ impl Browser {
         r["value"].clone()
     }
 
-    async fn goto(&self, url: &str) {
+    pub async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", json!({"url": url}))
             .await;
     }
 
-    async fn find(&self, css: &str) -> Option<String> {
+    pub async fn find(&self, css: &str) -> Option<String> {
         let v = self
             .cmd(
                 reqwest::Method::POST,
@@ -96,7 +97,7 @@ impl Browser {
         v[ELEMENT].as_str().map(String::from)
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub async fn type_into(&self, css: &str, text: &str) {
         let el = self
             .find(css)
             .await
@@ -109,7 +110,7 @@ impl Browser {
         .await;
     }
 
-    async fn click(&self, css: &str) {
+    pub async fn click(&self, css: &str) {
         let el = self
             .find(css)
             .await
@@ -122,7 +123,7 @@ impl Browser {
         .await;
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub async fn text(&self, css: &str) -> String {
         match self.find(css).await {
             Some(el) => self
                 .cmd(
@@ -139,7 +140,7 @@ impl Browser {
     }
 
     /// Waits (bounded) for a navigation started by a click to land on a URL containing `part`.
-    async fn wait_for_url(&self, part: &str) {
+    pub async fn wait_for_url(&self, part: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let url = self.url().await;
@@ -154,12 +155,52 @@ impl Browser {
         }
     }
 
-    async fn url(&self) -> String {
+    pub async fn url(&self) -> String {
         self.cmd(reqwest::Method::GET, "/url", json!({}))
             .await
             .as_str()
             .unwrap_or("")
             .to_string()
+    }
+}
+
+impl Browser {
+    /// Signs in on the sign-in page with email and password and waits for the dashboard.
+    pub async fn sign_in(&self, app: &TestApp, email: &str, password: &str) {
+        self.goto(&app.url("/ui/login")).await;
+        self.type_into("#email", email).await;
+        self.type_into("#password", password).await;
+        self.click("form[action='/ui/login'] button[type=submit]")
+            .await;
+        self.wait_for_url("/ui/agents").await;
+    }
+
+    /// Signs out with the header's button and waits for the sign-in page.
+    pub async fn sign_out(&self) {
+        self.click("form.signout button[type=submit]").await;
+        self.wait_for_url("/ui/login").await;
+    }
+
+    /// Waits (bounded) until the element exists and its text contains `needle`; returns the text.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never showed {needle:?}; it shows {text:?} at {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether an element matches `css` on the current page.
+    pub async fn exists(&self, css: &str) -> bool {
+        self.find(css).await.is_some()
     }
 }
 
@@ -198,10 +239,7 @@ async fn sign_in_run_an_agent_and_watch_it_stream_in_chromium() {
     app.create_agent("calc", "echo+chunk_delay=80", &["calculator"])
         .await;
 
-    browser.goto(&app.url("/ui/login")).await;
-    browser.type_into("#token", ADMIN_TOKEN).await;
-    browser.click("button[type=submit]").await;
-    browser.wait_for_url("/ui/agents").await;
+    browser.sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert!(browser.text("body").await.contains("calc"));
 
     browser.goto(&app.url("/ui/agents/calc")).await;

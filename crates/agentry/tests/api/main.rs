@@ -11,6 +11,7 @@ mod api_errors;
 mod audit;
 mod auth_flows;
 mod browser;
+mod browser_identity;
 mod cli;
 mod durability;
 mod limits;

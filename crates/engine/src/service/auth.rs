@@ -79,10 +79,11 @@ pub async fn authenticate_session(
     if token.is_empty() || token.len() > 200 {
         return Ok(None);
     }
-    let Some(session) = sessions::find_live_by_hash(&platform.db, &token_digest(token)).await?
+    let Some(found) = sessions::find_live_with_user(&platform.db, &token_digest(token)).await?
     else {
         return Ok(None);
     };
+    let session = found.session;
     let now = Utc::now();
     let idle =
         Duration::from_std(platform.config.identity.session_idle).unwrap_or(Duration::hours(8));
@@ -91,10 +92,7 @@ pub async fn authenticate_session(
             sessions::revoke(&platform.db, UserId(session.user_id), SessionId(session.id)).await;
         return Ok(None);
     }
-    let Some(user) = users::get(&platform.db, UserId(session.user_id)).await? else {
-        return Ok(None);
-    };
-    if !user.is_active() {
+    if found.u_disabled_at.is_some() || found.u_erased_at.is_some() {
         return Ok(None);
     }
     if session.mfa_pending {
@@ -107,7 +105,14 @@ pub async fn authenticate_session(
     if now - session.last_seen_at > Duration::seconds(60) {
         let _ = sessions::touch(&platform.db, SessionId(session.id), now).await;
     }
-    let principal = user_principal(platform, &user, session.org_id, Some(session.id)).await?;
+    let principal = principal_for(
+        platform,
+        UserId(session.user_id),
+        found.u_email,
+        session.org_id,
+        Some(session.id),
+    )
+    .await?;
     Ok(Some(SessionState::Active(principal, session)))
 }
 
@@ -118,15 +123,29 @@ pub async fn user_principal(
     org: Option<Uuid>,
     session_id: Option<Uuid>,
 ) -> ServiceResult<Principal> {
-    let memberships = users::memberships_of(&platform.db, UserId(user.id)).await?;
+    principal_for(
+        platform,
+        UserId(user.id),
+        user.email.clone(),
+        org,
+        session_id,
+    )
+    .await
+}
+
+async fn principal_for(
+    platform: &Platform,
+    user: UserId,
+    email: String,
+    org: Option<Uuid>,
+    session_id: Option<Uuid>,
+) -> ServiceResult<Principal> {
+    let memberships = users::memberships_of(&platform.db, user).await?;
     let org_id = org
         .filter(|o| memberships.iter().any(|m| m.org_id == *o))
         .or_else(|| memberships.first().map(|m| m.org_id));
     let mut principal = Principal {
-        actor: Actor::User {
-            id: UserId(user.id),
-            email: user.email.clone(),
-        },
+        actor: Actor::User { id: user, email },
         org_id: OrgId(org_id.unwrap_or_else(Uuid::nil)),
         org_role: None,
         workspace_roles: Vec::new(),
@@ -149,16 +168,12 @@ pub async fn user_principal(
         }
     }
     principal.default_workspace = if principal.org_role.is_some() {
-        orgs::workspaces(&platform.db, principal.org())
-            .await?
-            .first()
-            .map(|w| WorkspaceId(w.id))
+        platform.default_workspace(principal.org()).await?
     } else {
         principal.workspace_roles.first().map(|(w, _)| *w)
     };
     Ok(principal)
 }
-
 /// A new session: the token goes into the cookie, only its digest into the database.
 pub struct IssuedSession {
     pub token: String,

@@ -36,13 +36,14 @@ struct SessionView {
     user_agent: Option<String>,
 }
 
-fn user_of(who: &Session) -> Result<UserId, Response> {
+/// The signed-in person (boxed: a response is large, and this is the rare path).
+fn user_of(who: &Session) -> Result<UserId, Box<Response>> {
     who.principal.actor.user_id().ok_or_else(|| {
-        page::error(
+        Box::new(page::error(
             StatusCode::FORBIDDEN,
             "Forbidden",
             "This page is about a person's own account.",
-        )
+        ))
     })
 }
 
@@ -82,7 +83,7 @@ async fn account_page(
 ) -> Response {
     let user = match user_of(who) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let row = match load(state, user).await {
         Ok(row) => row,
@@ -191,7 +192,7 @@ pub async fn change_password(
 ) -> Response {
     let user = match user_of(&who) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let new = form.get("new_password");
     if new != form.get("new_password_again") {
@@ -227,7 +228,7 @@ pub async fn change_password(
 pub async fn totp_form(State(state): State<AppState>, who: Session) -> Response {
     let user = match user_of(&who) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let row = match load(&state, user).await {
         Ok(row) => row,
@@ -260,7 +261,7 @@ fn totp_page(
 pub async fn totp_enable(State(state): State<AppState>, who: Session, form: FormPairs) -> Response {
     let user = match user_of(&who) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let secret = form.get("secret").trim();
     let result = account::enable_totp(
@@ -306,7 +307,7 @@ pub async fn totp_disable(
 ) -> Response {
     let user = match user_of(&who) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(e) = account::disable_totp(&state.platform, user, form.get("current_password")).await
     {
@@ -332,7 +333,7 @@ pub async fn revoke_session(
 ) -> Response {
     let user = match user_of(&who) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let not_found = || {
         page::error(
@@ -360,7 +361,7 @@ pub async fn revoke_session(
 pub async fn sign_out_everywhere(State(state): State<AppState>, who: Session) -> Response {
     let user = match user_of(&who) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(e) = agentry_store::sessions::revoke_all(&state.platform.db, user, None).await {
         return page::service_error(e.into());

@@ -233,14 +233,15 @@ async fn refused(state: &AppState, who: &Session, e: ServiceError, invite: Invit
 }
 
 /// The manage permission and the member's id from the path.
-fn target(who: &Session, raw: &str) -> Result<(OrgScope, UserId), Response> {
-    let scope = who.org(Action::MembersManage)?;
+/// (Boxed: a response is large, and this is the rare path.)
+fn target(who: &Session, raw: &str) -> Result<(OrgScope, UserId), Box<Response>> {
+    let scope = who.org(Action::MembersManage).map_err(Box::new)?;
     let user = raw.parse().map(UserId).map_err(|_| {
-        page::error(
+        Box::new(page::error(
             StatusCode::NOT_FOUND,
             "Not found",
             "There is no member with this id.",
-        )
+        ))
     })?;
     Ok((scope, user))
 }
@@ -270,7 +271,7 @@ pub async fn set_role(
 ) -> Response {
     let (scope, user) = match target(&who, &raw) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(workspace) = form::optional::<Uuid>(form.get("workspace")) else {
         return refused(&state, &who, bad_workspace(), InviteForm::default()).await;
@@ -313,7 +314,7 @@ pub async fn remove(
 ) -> Response {
     let (scope, user) = match target(&who, &raw) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let before = match members::remove(&state.platform, scope, who.principal.org_role, user).await {
         Ok(before) => before,
@@ -333,7 +334,7 @@ pub async fn remove(
 async fn set_disabled(state: &AppState, who: &Session, raw: &str, disabled: bool) -> Response {
     let (scope, user) = match target(who, raw) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(e) = members::set_disabled(
         &state.platform,
@@ -385,7 +386,7 @@ pub async fn sign_out(
 ) -> Response {
     let (scope, user) = match target(&who, &raw) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ended = match members::revoke_sessions(&state.platform, scope, user).await {
         Ok(n) => n,
@@ -415,7 +416,7 @@ pub async fn reset_link(
 ) -> Response {
     let (scope, user) = match target(&who, &raw) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let rows: Vec<MemberRow> = match members::list(&state.platform, scope).await {
         Ok(rows) => rows.into_iter().filter(|m| m.user_id == user.0).collect(),
@@ -465,9 +466,7 @@ pub async fn reset_link(
     let flash = Flash::secret(
         format!("Password reset link for {email}"),
         link,
-        format!(
-            "Give it to {email} yourself. It works once, for {minutes} minutes, and is not shown again."
-        ),
+        format!("Give it to {email} yourself. It works once, for {minutes} minutes."),
     );
     show_once(&state, &who, flash).await
 }
@@ -557,10 +556,7 @@ pub async fn invite(State(state): State<AppState>, who: Session, form: FormPairs
     let flash = Flash::secret(
         format!("Invitation link for {}", inv.email),
         url,
-        format!(
-            "{sent} It works once, until {}, and is not shown again.",
-            time(inv.expires_at)
-        ),
+        format!("{sent} It works once, until {}.", time(inv.expires_at)),
     );
     show_once(&state, &who, flash).await
 }
