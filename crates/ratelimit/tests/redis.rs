@@ -15,6 +15,10 @@ fn redis_up() -> bool {
     let up = TcpStream::connect_timeout(&"127.0.0.1:6379".parse().unwrap(), Duration::from_secs(1))
         .is_ok();
     if !up {
+        assert!(
+            std::env::var_os("AGENTRY_TEST_REQUIRE_REDIS").is_none(),
+            "Redis is required (AGENTRY_TEST_REQUIRE_REDIS) but not reachable at 127.0.0.1:6379"
+        );
         eprintln!(
             "\n!!! SKIPPED: Redis is not reachable at 127.0.0.1:6379; Redis tests did not run !!!\n"
         );

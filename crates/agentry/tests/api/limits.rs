@@ -68,6 +68,10 @@ async fn request_limits_answer_429_with_retry_after_and_ratelimit_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_hold_across_two_servers_sharing_redis() {
     if !redis_up() {
+        assert!(
+            std::env::var_os("AGENTRY_TEST_REQUIRE_REDIS").is_none(),
+            "Redis is required (AGENTRY_TEST_REQUIRE_REDIS) but not running on 127.0.0.1:6379"
+        );
         eprintln!("SKIPPED: Redis is not running on 127.0.0.1:6379 (.ci/run starts it)");
         return;
     }
