@@ -115,7 +115,12 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("agentry.toml")),
         }
-        figment = figment.merge(Env::prefixed("AGENTRY_").split("__").ignore(&[
+        // Secrets, client settings and the test suites' own `AGENTRY_TEST_*` switches are not
+        // server configuration.
+        let env = Env::prefixed("AGENTRY_")
+            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+            .split("__");
+        figment = figment.merge(env.ignore(&[
             "ADMIN_TOKEN",
             "ADMIN_PASSWORD",
             "MASTER_KEY",
@@ -126,7 +131,6 @@ impl Config {
             "URL",
             "CONFIG",
             "LOG",
-            "TEST_DATABASE_URL",
         ]));
         Ok(figment.extract()?)
     }
