@@ -690,3 +690,171 @@ async fn the_operator_creates_orgs_and_users_and_resets_passwords() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+/// Moves a row's timestamp into the past, as if time had passed.
+async fn age(app: &TestApp, table: &str, column: &str, filter: &str, by: chrono::Duration) {
+    let url = &app.server.storage.database_url;
+    let then = chrono::Utc::now() - by;
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET {column} = $1 WHERE {filter}"
+        )))
+        .bind(then)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET {column} = ? WHERE {filter}"
+        )))
+        .bind(then)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_keys_invitations_and_reset_links_expire() {
+    let app = TestApp::spawn().await;
+    // Idle timeout (8 h by default).
+    let mut s = app.owner_session().await;
+    assert_eq!(s.get("/api/v1/me").await.status, 200);
+    age(
+        &app,
+        "sessions",
+        "last_seen_at",
+        "1 = 1",
+        chrono::Duration::hours(9),
+    )
+    .await;
+    assert_eq!(
+        s.get("/api/v1/me").await.status,
+        401,
+        "an idle session lives on"
+    );
+    // Absolute lifetime, however active.
+    let mut s = app.owner_session().await;
+    age(
+        &app,
+        "sessions",
+        "expires_at",
+        "1 = 1",
+        chrono::Duration::seconds(1),
+    )
+    .await;
+    assert_eq!(
+        s.get("/api/v1/me").await.status,
+        401,
+        "an expired session lives on"
+    );
+    // API keys with an expiry stop at it; one in the past cannot be created.
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "old", "expires_at": past}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "soon", "role": "viewer", "expires_at": soon}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let key = app.as_token(r.body["key"].as_str().unwrap());
+    assert_eq!(key.get("/api/v1/agents").await.status, 200);
+    let db = agentry_store::Db::connect(&app.server.storage.database_url, 1)
+        .await
+        .unwrap();
+    let id: uuid::Uuid = r.body["id"].as_str().unwrap().parse().unwrap();
+    let scope = agentry_store::orgs::default_scope().org();
+    assert!(
+        agentry_store::api_keys::list(&db, scope)
+            .await
+            .unwrap()
+            .iter()
+            .any(|k| k.id == id)
+    );
+    db.close().await;
+    age(
+        &app,
+        "api_keys",
+        "expires_at",
+        "name = 'soon'",
+        chrono::Duration::seconds(1),
+    )
+    .await;
+    assert_eq!(
+        key.get("/api/v1/agents").await.status,
+        401,
+        "an expired key still works"
+    );
+    // Invitations and reset links past their time are refused.
+    let inv = app
+        .post(
+            "/api/v1/invitations",
+            json!({"email": "late@example.com", "role": "viewer"}),
+        )
+        .await;
+    let token = inv.body["invite_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    age(
+        &app,
+        "invitations",
+        "expires_at",
+        "1 = 1",
+        chrono::Duration::seconds(1),
+    )
+    .await;
+    let r = SessionClient::new(&app)
+        .post(
+            "/api/v1/auth/invitations/accept",
+            json!({"token": token, "name": "L", "password": "a perfectly fine passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let (_, member) = app
+        .add_member("r@example.com", "member", None, "first fine passphrase")
+        .await;
+    let link = app
+        .post(
+            &format!("/api/v1/members/{member}/password-reset"),
+            json!({}),
+        )
+        .await;
+    let token = link.body["reset_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    age(
+        &app,
+        "password_resets",
+        "expires_at",
+        "1 = 1",
+        chrono::Duration::seconds(1),
+    )
+    .await;
+    let r = SessionClient::new(&app)
+        .post(
+            "/api/v1/auth/password-reset/confirm",
+            json!({"token": token, "password": "second fine passphrase"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+}

@@ -59,9 +59,15 @@ pub async fn sign_in(
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     crate::signin::throttle(&state, &body.email, ip.as_deref()).await?;
-    let client = client(&headers, ip);
+    let client = client(&headers, ip.clone());
     let issued =
         auth::sign_in_password(&state.platform, &body.email, &body.password, &client).await?;
+    let action = if issued.mfa_required {
+        "account.sign_in_password_mfa_pending"
+    } else {
+        "account.sign_in"
+    };
+    record_for_user(&state, issued.user_id, &headers, ip, action).await;
     Ok(with_cookie(&state, &issued, StatusCode::OK))
 }
 
@@ -86,8 +92,14 @@ pub async fn mfa(
         ));
     };
     crate::signin::throttle(&state, &format!("mfa:{}", pending.user_id), ip.as_deref()).await?;
-    let issued =
-        auth::complete_mfa(&state.platform, &pending, &body.code, &client(&headers, ip)).await?;
+    let issued = auth::complete_mfa(
+        &state.platform,
+        &pending,
+        &body.code,
+        &client(&headers, ip.clone()),
+    )
+    .await?;
+    record_for_user(&state, issued.user_id, &headers, ip, "account.sign_in").await;
     Ok(with_cookie(&state, &issued, StatusCode::OK))
 }
 
@@ -95,6 +107,7 @@ pub async fn mfa(
 #[utoipa::path(post, path = "/auth/sign-out", tag = "auth", responses((status = 204)), security(()))]
 pub async fn sign_out(
     State(state): State<AppState>,
+    PeerIp(ip): PeerIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(token) = session_token(&headers, state.cookie_name())
@@ -104,6 +117,14 @@ pub async fn sign_out(
         agentry_store::sessions::revoke(&state.platform.db, UserId(row.user_id), SessionId(row.id))
             .await
             .map_err(agentry_engine::ServiceError::from)?;
+        record_for_user(
+            &state,
+            UserId(row.user_id),
+            &headers,
+            ip,
+            "account.sign_out",
+        )
+        .await;
     }
     Ok((
         StatusCode::NO_CONTENT,
@@ -119,12 +140,21 @@ pub async fn sign_out(
 pub async fn request_reset(
     State(state): State<AppState>,
     PeerIp(ip): PeerIp,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
     crate::signin::throttle(&state, &format!("reset:{}", body.email), ip.as_deref()).await?;
     if let Some(mailer) = &state.platform.mailer
         && let Some((user, token)) = account::create_reset(&state.platform, &body.email).await?
     {
+        record_for_user(
+            &state,
+            UserId(user.id),
+            &headers,
+            ip.clone(),
+            "account.password_reset_request",
+        )
+        .await;
         let link = format!(
             "{}/ui/reset?token={token}",
             state
@@ -346,9 +376,10 @@ pub async fn sso_callback(
         &q.state,
         &q.code,
         &sso_redirect_uri(&state),
-        &client(&headers, ip),
+        &client(&headers, ip.clone()),
     )
     .await?;
+    record_for_user(&state, issued.user_id, &headers, ip, "account.sign_in_sso").await;
     Ok((
         StatusCode::SEE_OTHER,
         [
