@@ -63,6 +63,16 @@ impl IdentityConfig {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+
+    /// An absolute link to `path` (which starts with `/`) on this instance.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.trim_end_matches('/'))
+    }
+
+    /// How long a reset link lives: the configured time, never more than 30 minutes.
+    pub fn reset_link_ttl(&self) -> Duration {
+        self.reset_ttl.min(Duration::from_secs(30 * 60))
+    }
 }
 
 impl Default for IdentityConfig {

@@ -105,6 +105,20 @@ pub fn request_meta(parts: &Parts) -> RequestMeta {
     }
 }
 
+/// Where a sign-in comes from, for the session list.
+pub fn client_info(
+    headers: &HeaderMap,
+    ip: Option<String>,
+) -> agentry_engine::service::auth::ClientInfo {
+    agentry_engine::service::auth::ClientInfo {
+        ip,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
 /// The peer address. `X-Forwarded-For` is not trusted: a client could choose its own address
 /// and dodge per-IP throttling. Behind a proxy, configure the proxy to pass the real address.
 pub fn client_ip(parts: &Parts) -> Option<String> {

@@ -176,12 +176,8 @@ pub async fn create_reset(
 pub async fn reset_link_for(platform: &Platform, user: UserId) -> ServiceResult<String> {
     let token = agentry_auth::token::random_token("rst_", 32)
         .map_err(|e| ServiceError::internal("reset token", e))?;
-    let ttl = platform
-        .config
-        .identity
-        .reset_ttl
-        .min(std::time::Duration::from_secs(30 * 60));
-    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(30));
+    let ttl = chrono::Duration::from_std(platform.config.identity.reset_link_ttl())
+        .unwrap_or(chrono::Duration::minutes(30));
     tokens::create_reset(&platform.db, user, &token_digest(&token), Utc::now() + ttl).await?;
     Ok(token)
 }

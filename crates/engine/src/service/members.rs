@@ -177,6 +177,44 @@ pub async fn revoke_sessions(
     Ok(sessions::revoke_all(&platform.db, user, None).await?)
 }
 
+/// A single-use password reset link for a member, for an admin to hand over when no email is
+/// set up. Only an owner resets an owner, and only for people who belong to no other
+/// organization (whose admins could otherwise take over each other's members). Returns the
+/// member's email and the link.
+pub async fn reset_link(
+    platform: &Platform,
+    scope: OrgScope,
+    actor_role: Option<Role>,
+    user: UserId,
+) -> ServiceResult<(String, String)> {
+    let rows = member_rows(platform, scope, user).await?;
+    if rows.iter().any(|m| m.role == "owner") && actor_role != Some(Role::Owner) {
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "only an owner can reset an owner's password",
+        ));
+    }
+    let elsewhere = users::memberships_of(&platform.db, user)
+        .await?
+        .iter()
+        .any(|m| m.org_id != scope.org_id.0);
+    if elsewhere {
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "this person also belongs to another organization; they can reset their password by email",
+        ));
+    }
+    let token = crate::service::account::reset_link_for(platform, user).await?;
+    let email = rows.first().map(|m| m.email.clone()).unwrap_or_default();
+    Ok((
+        email,
+        platform
+            .config
+            .identity
+            .link(&format!("/ui/reset?token={token}")),
+    ))
+}
+
 /// An invitation with its one-time link (shown to the admin when no email is configured).
 pub struct IssuedInvitation {
     pub invitation: InvitationRow,

@@ -25,13 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 fn client(headers: &HeaderMap, ip: Option<String>) -> ClientInfo {
-    ClientInfo {
-        ip,
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    }
+    crate::guard::client_info(headers, ip)
 }
 
 fn with_cookie(state: &AppState, issued: &IssuedSession, status: StatusCode) -> Response {
@@ -155,15 +149,11 @@ pub async fn request_reset(
             "account.password_reset_request",
         )
         .await;
-        let link = format!(
-            "{}/ui/reset?token={token}",
-            state
-                .platform
-                .config
-                .identity
-                .public_url
-                .trim_end_matches('/')
-        );
+        let link = state
+            .platform
+            .config
+            .identity
+            .link(&format!("/ui/reset?token={token}"));
         let text = format!(
             "Someone asked to reset the password of your Agentry account.\n\nOpen this link within 30 minutes to choose a new password:\n{link}\n\nIf it was not you, ignore this email; your password stays as it is.\n"
         );
@@ -312,15 +302,11 @@ pub async fn sso_list(State(state): State<AppState>) -> Result<Json<Vec<SsoPubli
 }
 
 pub fn sso_redirect_uri(state: &AppState) -> String {
-    format!(
-        "{}/api/v1/auth/sso/callback",
-        state
-            .platform
-            .config
-            .identity
-            .public_url
-            .trim_end_matches('/')
-    )
+    state
+        .platform
+        .config
+        .identity
+        .link("/api/v1/auth/sso/callback")
 }
 
 fn see_other(location: &str) -> Response {

@@ -9,7 +9,7 @@ use crate::guard::{OrgGuard, perm};
 use agentry_core::ErrorCode;
 use agentry_core::ids::{UserId, WorkspaceId};
 use agentry_engine::service::audit::Change;
-use agentry_engine::service::{account, members};
+use agentry_engine::service::members;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -170,40 +170,8 @@ pub async fn reset_link(
     Path(raw): Path<String>,
 ) -> Result<(StatusCode, Json<ResetLink>), ApiError> {
     let user = user_id(&raw)?;
-    let rows = members::list(&state.platform, g.scope).await?;
-    let target: Vec<_> = rows.iter().filter(|m| m.user_id == user.0).collect();
-    if target.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::UserNotFound,
-            format!("no member with id {raw}"),
-        ));
-    }
-    if target.iter().any(|m| m.role == "owner")
-        && g.caller.principal.org_role != Some(agentry_core::authz::Role::Owner)
-    {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only an owner can reset an owner's password",
-        ));
-    }
-    let elsewhere = agentry_store::users::memberships_of(&state.platform.db, user)
-        .await
-        .map_err(agentry_engine::ServiceError::from)?
-        .iter()
-        .any(|m| m.org_id != g.scope.org_id.0);
-    if elsewhere {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this person also belongs to another organization; they can reset their password by email",
-        ));
-    }
-    let token = account::reset_link_for(&state.platform, user).await?;
-    let ttl = state
-        .platform
-        .config
-        .identity
-        .reset_ttl
-        .min(std::time::Duration::from_secs(1800));
+    let (_, reset_url) =
+        members::reset_link(&state.platform, g.scope, g.caller.principal.org_role, user).await?;
     crate::audit::record(
         &state,
         &g.caller,
@@ -214,16 +182,8 @@ pub async fn reset_link(
     Ok((
         StatusCode::CREATED,
         Json(ResetLink {
-            reset_url: format!(
-                "{}/ui/reset?token={token}",
-                state
-                    .platform
-                    .config
-                    .identity
-                    .public_url
-                    .trim_end_matches('/')
-            ),
-            expires_in_seconds: ttl.as_secs(),
+            reset_url,
+            expires_in_seconds: state.platform.config.identity.reset_link_ttl().as_secs(),
         }),
     ))
 }
@@ -264,16 +224,11 @@ pub async fn invite(
         body.workspace_id.map(WorkspaceId),
     )
     .await?;
-    let url = format!(
-        "{}/ui/invite?token={}",
-        state
-            .platform
-            .config
-            .identity
-            .public_url
-            .trim_end_matches('/'),
-        issued.token
-    );
+    let url = state
+        .platform
+        .config
+        .identity
+        .link(&format!("/ui/invite?token={}", issued.token));
     let mut emailed = false;
     if let Some(mailer) = &state.platform.mailer {
         let text = format!(

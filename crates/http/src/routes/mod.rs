@@ -59,6 +59,7 @@ mod tests {
                     "record(",
                     "record_for_user(",
                     "set_disabled(",
+                    "queue_task(",
                 ]
                 .iter()
                 .any(|call| chunk.contains(call));

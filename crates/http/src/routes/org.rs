@@ -55,6 +55,21 @@ pub async fn rename(
     }))
 }
 
+/// Queues an org task and records who asked for it (before it runs: a deletion leaves nothing
+/// to record against).
+async fn queue_task(
+    state: &AppState,
+    g: &OrgGuard<perm::OrgManage>,
+    kind: &str,
+    action: &'static str,
+) -> Result<(StatusCode, Json<OrgTaskOut>), ApiError> {
+    let requested_by = g.caller.principal.actor.id();
+    let task = orgs::request_task(&state.platform, g.scope, kind, requested_by).await?;
+    let change = Change::new(action, "org_task", task.id);
+    crate::audit::record(state, &g.caller, g.scope, change).await;
+    Ok((StatusCode::ACCEPTED, Json(task.into())))
+}
+
 /// Export the organization (configuration and members; never secrets). 202 with a task to poll.
 #[utoipa::path(post, path = "/org/export", tag = "org", responses((status = 202, body = OrgTaskOut)),
     security(("bearer" = ["org:manage"])))]
@@ -62,16 +77,7 @@ pub async fn export(
     State(state): State<AppState>,
     g: OrgGuard<perm::OrgManage>,
 ) -> Result<(StatusCode, Json<OrgTaskOut>), ApiError> {
-    let task = orgs::request_task(
-        &state.platform,
-        g.scope,
-        "export",
-        g.caller.principal.actor.id(),
-    )
-    .await?;
-    let change = Change::new("org.export", "org_task", task.id);
-    crate::audit::record(&state, &g.caller, g.scope, change).await;
-    Ok((StatusCode::ACCEPTED, Json(task.into())))
+    queue_task(&state, &g, "export", "org.export").await
 }
 
 /// Delete the organization and everything in it. 202 with a task to poll.
@@ -81,17 +87,7 @@ pub async fn delete(
     State(state): State<AppState>,
     g: OrgGuard<perm::OrgManage>,
 ) -> Result<(StatusCode, Json<OrgTaskOut>), ApiError> {
-    // Recorded first: once the task runs, nothing of the org is left to record against.
-    let task = orgs::request_task(
-        &state.platform,
-        g.scope,
-        "delete",
-        g.caller.principal.actor.id(),
-    )
-    .await?;
-    let change = Change::new("org.delete", "org_task", task.id);
-    crate::audit::record(&state, &g.caller, g.scope, change).await;
-    Ok((StatusCode::ACCEPTED, Json(task.into())))
+    queue_task(&state, &g, "delete", "org.delete").await
 }
 
 /// An export or deletion task: its status and, for exports, the result.

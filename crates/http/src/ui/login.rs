@@ -16,13 +16,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 pub(super) fn client(headers: &HeaderMap, ip: Option<String>) -> ClientInfo {
-    ClientInfo {
-        ip,
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    }
+    crate::guard::client_info(headers, ip)
 }
 
 /// What the sign-in page may say after a redirect from elsewhere (fixed texts only: the query

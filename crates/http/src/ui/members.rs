@@ -15,7 +15,7 @@ use agentry_core::ids::{UserId, WorkspaceId};
 use agentry_core::scope::OrgScope;
 use agentry_engine::ServiceError;
 use agentry_engine::service::audit::Change;
-use agentry_engine::service::{account, members, orgs};
+use agentry_engine::service::{members, orgs};
 use agentry_store::users::{MemberRow, ORG_LEVEL};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -418,66 +418,27 @@ pub async fn reset_link(
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let rows: Vec<MemberRow> = match members::list(&state.platform, scope).await {
-        Ok(rows) => rows.into_iter().filter(|m| m.user_id == user.0).collect(),
-        Err(e) => return page::service_error(e),
-    };
-    let Some(email) = rows.first().map(|m| m.email.clone()) else {
-        let e = ServiceError::new(ErrorCode::UserNotFound, "there is no member with this id");
-        return refused(&state, &who, e, InviteForm::default()).await;
-    };
-    if rows.iter().any(|m| m.role == "owner") && who.principal.org_role != Some(Role::Owner) {
-        let e = ServiceError::new(
-            ErrorCode::Forbidden,
-            "only an owner can reset an owner's password",
-        );
-        return refused(&state, &who, e, InviteForm::default()).await;
-    }
-    let elsewhere = match agentry_store::users::memberships_of(&state.platform.db, user).await {
-        Ok(list) => list.iter().any(|m| m.org_id != scope.org_id.0),
-        Err(e) => return page::service_error(e.into()),
-    };
-    if elsewhere {
-        let e = ServiceError::new(
-            ErrorCode::Forbidden,
-            "this person also belongs to another organization; they can reset their password by email",
-        );
-        return refused(&state, &who, e, InviteForm::default()).await;
-    }
-    let token = match account::reset_link_for(&state.platform, user).await {
-        Ok(token) => token,
-        Err(e) => return page::service_error(e),
-    };
+    let (email, link) =
+        match members::reset_link(&state.platform, scope, who.principal.org_role, user).await {
+            Ok(found) => found,
+            Err(e) if matches!(e.code, ErrorCode::Forbidden | ErrorCode::UserNotFound) => {
+                return refused(&state, &who, e, InviteForm::default()).await;
+            }
+            Err(e) => return page::service_error(e),
+        };
     who.record(
         &state,
         scope,
         Change::new("member.password_reset_link", "user", user.0),
     )
     .await;
-    let minutes = state
-        .platform
-        .config
-        .identity
-        .reset_ttl
-        .min(std::time::Duration::from_secs(1800))
-        .as_secs()
-        / 60;
-    let link = format!("{}/ui/reset?token={token}", public_url(&state));
+    let minutes = state.platform.config.identity.reset_link_ttl().as_secs() / 60;
     let flash = Flash::secret(
         format!("Password reset link for {email}"),
         link,
         format!("Give it to {email} yourself. It works once, for {minutes} minutes."),
     );
     show_once(&state, &who, flash).await
-}
-
-pub fn public_url(state: &AppState) -> &str {
-    state
-        .platform
-        .config
-        .identity
-        .public_url
-        .trim_end_matches('/')
 }
 
 /// Redirects to the page showing a secret once; if the message cannot travel with the redirect,
@@ -523,7 +484,11 @@ pub async fn invite(State(state): State<AppState>, who: Session, form: FormPairs
         Err(e) => return refused(&state, &who, e, typed).await,
     };
     let inv = &issued.invitation;
-    let url = format!("{}/ui/invite?token={}", public_url(&state), issued.token);
+    let url = state
+        .platform
+        .config
+        .identity
+        .link(&format!("/ui/invite?token={}", issued.token));
     let mut emailed = false;
     if let Some(mailer) = &state.platform.mailer {
         let text = format!(
