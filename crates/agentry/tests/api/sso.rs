@@ -7,6 +7,8 @@ use serde_json::json;
 
 struct Flow {
     client: reqwest::Client,
+    /// The sign-in state cookie Agentry set at the start (what a browser would keep).
+    state_cookie: std::sync::Mutex<Option<String>>,
 }
 
 impl Flow {
@@ -16,6 +18,7 @@ impl Flow {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            state_cookie: std::sync::Mutex::new(None),
         }
     }
 
@@ -27,12 +30,10 @@ impl Flow {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            start.status().as_u16(),
-            303,
-            "{}",
-            start.text().await.unwrap()
-        );
+        assert_eq!(start.status().as_u16(), 303);
+        let cookie = start.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        *self.state_cookie.lock().unwrap() = Some(cookie);
         let authorize = start.headers()["location"].to_str().unwrap().to_string();
         assert!(authorize.contains("code_challenge_method=S256") && authorize.contains("nonce="));
         let idp = self.client.get(&authorize).send().await.unwrap();
@@ -41,7 +42,11 @@ impl Flow {
     }
 
     async fn finish(&self, callback: &str) -> (u16, Option<String>, String) {
-        let r = self.client.get(callback).send().await.unwrap();
+        let mut req = self.client.get(callback);
+        if let Some(c) = self.state_cookie.lock().unwrap().clone() {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let cookie = r
             .headers()
@@ -111,6 +116,13 @@ async fn people_sign_in_through_an_openid_connect_provider() {
     let mut s2 = SessionClient::new(&app);
     s2.cookie = cookie;
     assert_eq!(s2.get("/api/v1/me").await.body["id"], me.body["id"]);
+
+    // Login CSRF: a callback URL from a sign-in started in another browser is refused.
+    let callback = flow.to_callback(&app, "corp").await;
+    let victim = Flow::new();
+    let (status, cookie, _) = victim.finish(&callback).await;
+    assert_eq!(status, 400);
+    assert!(cookie.is_none());
 
     // A forged or replayed id_token is refused: wrong nonce, audience, signature, alg none.
     for misbehave in [

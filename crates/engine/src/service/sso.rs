@@ -148,8 +148,13 @@ pub async fn delete(platform: &Platform, scope: OrgScope, id: Uuid) -> ServiceRe
 }
 
 /// Begins a sign-in: remembers state, nonce and PKCE verifier; returns where to send the
-/// browser.
-pub async fn start(platform: &Platform, slug: &str, redirect_uri: &str) -> ServiceResult<String> {
+/// browser and the state, which the caller also binds to the browser (a cookie) so a sign-in
+/// started by someone else cannot be finished in this browser (login CSRF).
+pub async fn start(
+    platform: &Platform,
+    slug: &str,
+    redirect_uri: &str,
+) -> ServiceResult<(String, String)> {
     let provider = sso::find_by_slug(&platform.db, slug)
         .await?
         .ok_or_else(|| {
@@ -177,7 +182,7 @@ pub async fn start(platform: &Platform, slug: &str, redirect_uri: &str) -> Servi
         Utc::now() + chrono::Duration::minutes(10),
     )
     .await?;
-    Ok(request.authorize_url())
+    Ok((request.authorize_url(), request.state.clone()))
 }
 
 /// Finishes a sign-in from the provider's redirect.

@@ -325,8 +325,29 @@ pub async fn sso_start(
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
     crate::signin::throttle(&state, &format!("sso:{slug}"), ip.as_deref()).await?;
-    let url = sso::start(&state.platform, &slug, &sso_redirect_uri(&state)).await?;
-    Ok(see_other(&url))
+    let (url, sso_state) = sso::start(&state.platform, &slug, &sso_redirect_uri(&state)).await?;
+    let mut response = see_other(&url);
+    // Binds the sign-in to this browser: the callback must come with the same state.
+    if let Ok(cookie) = HeaderValue::from_str(&format!(
+        "{}={sso_state}; HttpOnly; SameSite=Lax; Path=/; Max-Age=600{}",
+        sso_cookie_name(&state),
+        if state.platform.config.identity.secure_cookies() {
+            "; Secure"
+        } else {
+            ""
+        }
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+fn sso_cookie_name(state: &AppState) -> &'static str {
+    if state.platform.config.identity.secure_cookies() {
+        "__Host-agentry_sso"
+    } else {
+        "agentry_sso"
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -355,6 +376,14 @@ pub async fn sso_callback(
                 "the identity provider refused the sign-in: {}",
                 error.chars().take(100).collect::<String>()
             ),
+        ));
+    }
+    let bound = session_token(&headers, sso_cookie_name(&state))
+        .is_some_and(|c| agentry_auth::token::constant_time_eq(c.as_bytes(), q.state.as_bytes()));
+    if !bound {
+        return Err(ApiError::new(
+            ErrorCode::TokenInvalid,
+            "this sign-in was not started in this browser; start again from the sign-in page",
         ));
     }
     let issued = sso::callback(
