@@ -1,9 +1,12 @@
-//! A scripted model server speaking the OpenAI chat-completions wire format, for integration
-//! tests (in-process on port 0), `agentry dev fake-llm` (offline trials) and benchmarks.
+//! A scripted model server speaking the OpenAI chat-completions, Anthropic Messages and Gemini
+//! `generateContent` wire formats, for integration tests (in-process on port 0),
+//! `agentry dev fake-llm` (offline trials) and benchmarks.
 //!
-//! Routes: `POST /v1/chat/completions` (streaming and not), `GET /v1/models`, and the admin
-//! routes `POST /_fake/script {"model", "replies"}`, `DELETE /_fake/script`,
-//! `GET /_fake/requests` and `DELETE /_fake/requests`.
+//! Routes: `POST /v1/chat/completions` (streaming and not), `POST /v1/messages` (Anthropic),
+//! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (Gemini),
+//! `GET /v1/models`, and the admin routes `POST /_fake/script {"model", "replies"}`,
+//! `DELETE /_fake/script`, `GET /_fake/requests` and `DELETE /_fake/requests`. The same scripts
+//! and behaviours answer on every protocol route, each in its own wire format.
 //!
 //! Each chat request consumes the next [`Reply`] queued for its model (then for
 //! [`ANY_MODEL`]); with none queued, a built-in behaviour chosen by the model name answers,
@@ -24,7 +27,9 @@
 //! A server started with [`start`] runs until [`FakeLlmHandle::shutdown`] or until its Tokio
 //! runtime ends; dropping the handle does not stop it.
 
+mod anthropic;
 mod behaviour;
+mod gemini;
 mod plan;
 mod render;
 mod reply;
@@ -38,7 +43,9 @@ mod wire;
 #[allow(clippy::unwrap_used)]
 mod tests;
 
-pub use reply::{Reply, ReplyKind, ReplyOptions, ScriptedCall, StreamErrorBody, UsageOverride};
+pub use reply::{
+    CacheUsage, Reply, ReplyKind, ReplyOptions, ScriptedCall, StreamErrorBody, UsageOverride,
+};
 pub use routes::router;
 pub use server::{FakeLlmHandle, start, start_with};
 pub use state::{ANY_MODEL, DEFAULT_REQUEST_LOG_LIMIT, FakeLlm, RecordedRequest};

@@ -43,6 +43,8 @@ pub(crate) struct Completion {
     pub(crate) finish_reason: &'static str,
     /// `(prompt_tokens, completion_tokens)`, `None` when omitted.
     pub(crate) usage: Option<(u64, u64)>,
+    /// `(cache_creation_input_tokens, cache_read_input_tokens)`, Anthropic only.
+    pub(crate) cache: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +82,15 @@ pub(crate) fn plan(reply: Reply, view: &ChatView<'_>, defaults: DefaultDelays) -
             ),
         })
     };
+    let cache = options
+        .cache_usage
+        .filter(|_| !options.omit_usage)
+        .map(|cache| {
+            (
+                cache.cache_creation_input_tokens,
+                cache.cache_read_input_tokens,
+            )
+        });
     let body = match reply.kind {
         ReplyKind::Text { text, chunks } => {
             let pieces = match chunks {
@@ -88,6 +99,7 @@ pub(crate) fn plan(reply: Reply, view: &ChatView<'_>, defaults: DefaultDelays) -
             };
             PlanBody::Complete(Completion {
                 usage: usage(text.chars().count()),
+                cache,
                 text: Some(text),
                 pieces,
                 calls: Vec::new(),
@@ -116,6 +128,7 @@ pub(crate) fn plan(reply: Reply, view: &ChatView<'_>, defaults: DefaultDelays) -
                 calls,
                 finish_reason: "tool_calls",
                 usage: usage(output_chars),
+                cache,
             })
         }
         ReplyKind::Error {

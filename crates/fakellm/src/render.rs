@@ -21,7 +21,7 @@ pub(crate) struct Mode {
 const ABORT_FLUSH_PAUSE: Duration = Duration::from_millis(20);
 
 /// One piece of a response body.
-enum Frame {
+pub(crate) enum Frame {
     Data(Bytes),
     /// Fail the body stream: hyper then closes the connection without finishing the response,
     /// which is what a crashed or cut-off upstream looks like to a client.
@@ -37,7 +37,7 @@ pub(crate) async fn render(plan: Plan, meta: Meta, mode: Mode) -> Response {
             status,
             body,
             headers,
-        } => error_response(status, body, &headers),
+        } => error_response(status, body, &headers, openai_error_body),
         PlanBody::Complete(completion) if mode.stream => {
             let frames = completion_frames(&meta, &completion, mode.include_usage);
             sse_response(frames, plan.chunk_delay)
@@ -70,6 +70,7 @@ pub(crate) async fn render(plan: Plan, meta: Meta, mode: Mode) -> Response {
                     calls: Vec::new(),
                     finish_reason: "stop",
                     usage: None,
+                    cache: None,
                 },
             )
             .to_string();
@@ -146,11 +147,11 @@ fn completion_frames(meta: &Meta, completion: &Completion, include_usage: bool) 
     frames
 }
 
-fn sse_response(frames: VecDeque<Frame>, chunk_delay: Duration) -> Response {
+pub(crate) fn sse_response(frames: VecDeque<Frame>, chunk_delay: Duration) -> Response {
     streamed_response("text/event-stream", frames, chunk_delay)
 }
 
-fn streamed_response(
+pub(crate) fn streamed_response(
     content_type: &str,
     frames: VecDeque<Frame>,
     chunk_delay: Duration,
@@ -202,10 +203,23 @@ pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Res
     response
 }
 
-fn error_response(
+/// The body of a scripted error without an explicit body, in OpenAI's format.
+fn openai_error_body(status: StatusCode) -> serde_json::Value {
+    let reason = status.canonical_reason().unwrap_or("error");
+    wire::error_body(
+        &format!("fake-llm scripted error: {} {reason}", status.as_u16()),
+        error_type(status),
+        None,
+    )
+}
+
+/// A scripted error answer; `default_body` writes the protocol's error JSON when the script
+/// gives no body.
+pub(crate) fn error_response(
     status: u16,
     body: Option<String>,
     headers: &BTreeMap<String, String>,
+    default_body: fn(StatusCode) -> serde_json::Value,
 ) -> Response {
     let Ok(status) = StatusCode::from_u16(status) else {
         let message = format!("fake-llm: scripted status {status} is not a valid HTTP status");
@@ -223,15 +237,7 @@ fn error_response(
             };
             (body, content_type)
         }
-        None => {
-            let reason = status.canonical_reason().unwrap_or("error");
-            let body = wire::error_body(
-                &format!("fake-llm scripted error: {} {reason}", status.as_u16()),
-                error_type(status),
-                None,
-            );
-            (body.to_string(), "application/json")
-        }
+        None => (default_body(status).to_string(), "application/json"),
     };
     let mut response = (status, body).into_response();
     set_header(&mut response, header::CONTENT_TYPE, content_type);

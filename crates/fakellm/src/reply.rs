@@ -84,10 +84,21 @@ pub struct ReplyOptions {
     /// Report no usage at all (no `usage` field, no usage chunk).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub omit_usage: bool,
+    /// Prompt-cache token counts, reported by the Anthropic route only
+    /// (`cache_creation_input_tokens`, `cache_read_input_tokens` in `message_start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_usage: Option<CacheUsage>,
     /// Answer with a plain `chat.completion` JSON even when a stream was requested, like
     /// servers that ignore `"stream": true`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_stream: bool,
+}
+
+/// Prompt-cache token counts of a reply (see [`ReplyOptions::cache_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheUsage {
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +206,24 @@ impl Reply {
             prompt_tokens,
             completion_tokens,
         });
+        self
+    }
+
+    /// Reports prompt-cache writes and reads (Anthropic route only).
+    pub fn with_cache_usage(mut self, creation: u64, read: u64) -> Self {
+        self.options.cache_usage = Some(CacheUsage {
+            cache_creation_input_tokens: creation,
+            cache_read_input_tokens: read,
+        });
+        self
+    }
+
+    /// A `stream_error` reply whose error event has this `type` (e.g. Anthropic's
+    /// `overloaded_error`); other replies are unchanged.
+    pub fn with_error_type(mut self, kind: impl Into<String>) -> Self {
+        if let ReplyKind::StreamError { error, .. } = &mut self.kind {
+            error.kind = kind.into();
+        }
         self
     }
 

@@ -1,7 +1,10 @@
-//! HTTP routes: the OpenAI-compatible API (`/v1/...`) and the admin API (`/_fake/...`) that lets
+//! HTTP routes: the OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`), the
+//! Anthropic Messages API (`/v1/messages`), Gemini (`/v1beta/models/{model}:...`) and the admin API (`/_fake/...`) that lets
 //! out-of-process users script the fake.
 
+use crate::anthropic;
 use crate::behaviour::{ModelSpec, builtin_reply};
+use crate::gemini;
 use crate::plan::{DefaultDelays, plan};
 use crate::render::{Mode, json_response, render};
 use crate::reply::Reply;
@@ -9,7 +12,7 @@ use crate::request::ChatView;
 use crate::state::{FakeLlm, RecordedRequest};
 use crate::wire::{self, Meta};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +31,8 @@ const BUILTIN_MODELS: &[&str] = &["echo", "tool-loop-1", "tool-loop-3"];
 pub fn router(fake: FakeLlm) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/v1beta/models/{model_action}", post(gemini_generate))
         .route("/v1/models", get(models))
         .route("/_fake/script", post(push_script).delete(clear_scripts))
         .route("/_fake/requests", get(requests).delete(clear_requests))
@@ -36,32 +41,108 @@ pub fn router(fake: FakeLlm) -> Router {
         .with_state(fake)
 }
 
+/// The wire protocol a route speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    OpenAi,
+    Anthropic,
+    /// Gemini names the model and the streaming choice in the path.
+    Gemini {
+        stream: bool,
+    },
+}
+
 async fn chat_completions(
     State(fake): State<FakeLlm>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    chat(fake, headers, body, Protocol::OpenAi, None).await
+}
+
+async fn anthropic_messages(
+    State(fake): State<FakeLlm>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    chat(fake, headers, body, Protocol::Anthropic, None).await
+}
+
+/// `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent`.
+async fn gemini_generate(
+    State(fake): State<FakeLlm>,
+    Path(model_action): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (model, stream) = match model_action.rsplit_once(':') {
+        Some((model, "generateContent")) => (model, false),
+        Some((model, "streamGenerateContent")) => (model, true),
+        _ => return not_found().await,
+    };
+    let model = model.to_string();
+    chat(
+        fake,
+        headers,
+        body,
+        Protocol::Gemini { stream },
+        Some(model),
+    )
+    .await
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+}
+
+async fn chat(
+    fake: FakeLlm,
+    headers: HeaderMap,
+    body: Bytes,
+    protocol: Protocol,
+    path_model: Option<String>,
+) -> Response {
+    let authorization = header_text(&headers, header::AUTHORIZATION.as_str());
+    let api_key =
+        header_text(&headers, "x-api-key").or_else(|| header_text(&headers, "x-goog-api-key"));
+    let invalid = |message: &str| match protocol {
+        Protocol::Gemini { .. } => json_response(
+            StatusCode::BAD_REQUEST,
+            &gemini::error_body(400, "INVALID_ARGUMENT", message),
+        ),
+        Protocol::OpenAi => invalid_request(message),
+        Protocol::Anthropic => json_response(
+            StatusCode::BAD_REQUEST,
+            &anthropic::error_body("invalid_request_error", message),
+        ),
+    };
     let json: Value = match serde_json::from_slice(&body) {
         Ok(json) => json,
         Err(error) => {
             fake.record(RecordedRequest {
-                model: String::new(),
+                model: path_model.clone().unwrap_or_default(),
                 body: Value::String(String::from_utf8_lossy(&body).into_owned()),
                 stream: false,
                 authorization,
+                api_key,
             });
-            return invalid_request(&format!("request body is not valid JSON: {error}"));
+            return invalid(&format!("request body is not valid JSON: {error}"));
         }
     };
-    let model = json
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let view = ChatView::new(&json);
+    let model = path_model.unwrap_or_else(|| {
+        json.get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    });
+    let chat_body = match protocol {
+        Protocol::OpenAi => None,
+        Protocol::Anthropic => Some(anthropic::to_chat_body(&json)),
+        Protocol::Gemini { stream } => Some(gemini::to_chat_body(&model, stream, &json)),
+    };
+    let view = ChatView::new(chat_body.as_ref().unwrap_or(&json));
     let requested_stream = view.stream();
     let mut mode = Mode {
         stream: requested_stream,
@@ -87,16 +168,27 @@ async fn chat_completions(
         body: json,
         stream: requested_stream,
         authorization,
+        api_key,
     });
     let Some(planned) = planned else {
-        return invalid_request("you must provide a model parameter");
+        return invalid("you must provide a model parameter");
+    };
+    let number = fake.next_response_number();
+    let id = match protocol {
+        Protocol::OpenAi => format!("chatcmpl-fake-{number}"),
+        Protocol::Anthropic => format!("msg_fake_{number}"),
+        Protocol::Gemini { .. } => format!("fake-response-{number}"),
     };
     let meta = Meta {
-        id: format!("chatcmpl-fake-{}", fake.next_response_number()),
+        id,
         created: unix_now(),
         model,
     };
-    render(planned, meta, mode).await
+    match protocol {
+        Protocol::OpenAi => render(planned, meta, mode).await,
+        Protocol::Anthropic => anthropic::render(planned, meta, mode.stream).await,
+        Protocol::Gemini { .. } => gemini::render(planned, meta, mode.stream).await,
+    }
 }
 
 async fn models(State(fake): State<FakeLlm>) -> Response {

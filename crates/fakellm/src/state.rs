@@ -22,6 +22,9 @@ pub struct RecordedRequest {
     pub stream: bool,
     /// The `Authorization` header, verbatim.
     pub authorization: Option<String>,
+    /// The `x-api-key` (Anthropic) or `x-goog-api-key` (Gemini) header, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 /// The fake model server's state. Cheap to clone; clones share state. Serve it with
@@ -142,6 +145,7 @@ mod tests {
             body: serde_json::Value::Null,
             stream: false,
             authorization: None,
+            api_key: None,
         }
     }
 

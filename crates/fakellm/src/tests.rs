@@ -346,3 +346,187 @@ async fn ignore_stream_answers_json_to_a_stream_request() {
     assert_eq!(body["choices"][0]["message"]["content"], "plain");
     assert!(fake.requests()[0].stream);
 }
+
+/// `(event name, data)` pairs of an SSE body with `event:` lines.
+fn named_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|event| !event.is_empty())
+        .map(|event| {
+            let (name, data) = event.split_once('\n').unwrap();
+            (
+                name.strip_prefix("event: ").unwrap().to_string(),
+                serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn streams_text_and_tool_use_in_anthropic_format() {
+    let fake = FakeLlm::new();
+    fake.push_script(
+        "m",
+        vec![
+            Reply::text("Hi there")
+                .with_usage(5, 2)
+                .with_cache_usage(3, 4),
+            Reply::tool_call("calculator", r#"{"expression":"1+1"}"#),
+        ],
+    );
+    let body = json!({"model": "m", "max_tokens": 10, "stream": true,
+                      "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]});
+    let answer = call(&fake, "POST", "/v1/messages", body.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.content_type, "text/event-stream");
+    let events = named_events(&answer.body.unwrap());
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "ping",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    for (name, data) in &events {
+        assert_eq!(data["type"], name.as_str());
+    }
+    assert_eq!(
+        events[0].1["message"]["usage"],
+        json!({"input_tokens": 5, "cache_creation_input_tokens": 3,
+               "cache_read_input_tokens": 4, "output_tokens": 1})
+    );
+    assert_eq!(
+        events[4].1["delta"],
+        json!({"type": "text_delta", "text": " there"})
+    );
+    assert_eq!(
+        events[6].1,
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+               "usage": {"output_tokens": 2}})
+    );
+
+    let answer = call(&fake, "POST", "/v1/messages", body).await;
+    let events = named_events(&answer.body.unwrap());
+    assert_eq!(
+        events[1].1["content_block"],
+        json!({"type": "tool_use", "id": "call_1", "name": "calculator", "input": {}})
+    );
+    let json: String = events
+        .iter()
+        .filter(|(name, _)| name == "content_block_delta")
+        .map(|(_, data)| data["delta"]["partial_json"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(json, r#"{"expression":"1+1"}"#);
+    let stop = events
+        .iter()
+        .find(|(name, _)| name == "message_delta")
+        .unwrap();
+    assert_eq!(stop.1["delta"]["stop_reason"], "tool_use");
+
+    let recorded = fake.requests();
+    assert_eq!(recorded[0].model, "m");
+    assert!(recorded[0].stream);
+}
+
+#[tokio::test]
+async fn anthropic_errors_and_non_streaming_messages() {
+    let fake = FakeLlm::new();
+    fake.push_script(
+        "m",
+        vec![
+            Reply::error(529),
+            Reply::stream_error(1, "Overloaded").with_error_type("overloaded_error"),
+        ],
+    );
+    let body = json!({"model": "m", "stream": true, "messages": []});
+    let answer = call(&fake, "POST", "/v1/messages", body.clone()).await;
+    assert_eq!(answer.status.as_u16(), 529);
+    let error: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "overloaded_error");
+
+    let answer = call(&fake, "POST", "/v1/messages", body).await;
+    let events = named_events(&answer.body.unwrap());
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(
+        data,
+        &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    );
+
+    let plain = json!({"model": "echo", "messages": [{"role": "user", "content": "hello"}]});
+    let answer = call(&fake, "POST", "/v1/messages", plain).await;
+    let message: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(
+        message["content"],
+        json!([{"type": "text", "text": "You said: hello"}])
+    );
+    assert_eq!(message["stop_reason"], "end_turn");
+
+    let missing = call(&fake, "POST", "/v1/messages", json!({"messages": []})).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    let error: Value = serde_json::from_str(&missing.body.unwrap()).unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn serves_gemini_generate_content() {
+    let fake = FakeLlm::new();
+    fake.push_script(
+        "m",
+        vec![
+            Reply::text("Hi there").with_usage(5, 2),
+            Reply::tool_call("calculator", r#"{"expression":"1+1"}"#),
+            Reply::error(429),
+        ],
+    );
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}]});
+    let uri = "/v1beta/models/m:streamGenerateContent?alt=sse";
+    let answer = call(&fake, "POST", uri, body.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let chunks = json_events(&answer.body.unwrap());
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(
+        chunks[1]["candidates"][0]["content"]["parts"],
+        json!([{"text": " there"}])
+    );
+    assert_eq!(chunks[2]["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        chunks[2]["usageMetadata"],
+        json!({"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7})
+    );
+
+    let answer = call(
+        &fake,
+        "POST",
+        "/v1beta/models/m:generateContent",
+        body.clone(),
+    )
+    .await;
+    let response: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(
+        response["candidates"][0]["content"]["parts"],
+        json!([{"functionCall": {"name": "calculator", "args": {"expression": "1+1"}}}])
+    );
+
+    let answer = call(&fake, "POST", uri, body.clone()).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    let error: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(error["error"]["status"], "RESOURCE_EXHAUSTED");
+
+    let unknown = call(&fake, "POST", "/v1beta/models/m:countTokens", body).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    let recorded = fake.requests();
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded[0].model, "m");
+    assert!(recorded[0].stream);
+    assert!(!recorded[1].stream);
+}

@@ -16,9 +16,11 @@ use utoipa::ToSchema;
 pub struct CreateProvider {
     /// Name used in agent models: `<name>/<model>`.
     pub name: String,
-    /// Wire protocol: `openai` (any OpenAI-compatible server).
+    /// Wire protocol: `openai` (any OpenAI-compatible server), `anthropic` (Messages API) or
+    /// `gemini` (generateContent).
     pub kind: String,
-    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+    /// e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`, `https://api.anthropic.com`,
+    /// `https://generativelanguage.googleapis.com`.
     pub base_url: String,
     /// Stored encrypted; never returned.
     #[serde(default)]

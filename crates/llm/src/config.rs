@@ -106,13 +106,13 @@ pub fn http_client(
     connect_timeout: Duration,
     resolver: Option<std::sync::Arc<dyn reqwest::dns::Resolve>>,
 ) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder();
-    if let Some(resolver) = resolver {
-        // The SSRF guard's resolver: provider base URLs are user-chosen, so every address a
-        // name resolves to is checked; a proxy would bypass it.
-        builder = builder.dns_resolver(resolver).no_proxy();
-    }
-    builder
+    // The SSRF guard's resolver: provider base URLs are user-chosen, so every address a name
+    // resolves to is checked; a proxy would bypass it. Kept on the fallback client too.
+    let guarded = |builder: reqwest::ClientBuilder| match &resolver {
+        Some(r) => builder.dns_resolver(r.clone()).no_proxy(),
+        None => builder,
+    };
+    guarded(reqwest::Client::builder())
         .connect_timeout(connect_timeout)
         // Streams are many small writes; Nagle's algorithm would only add latency.
         .tcp_nodelay(true)
@@ -121,10 +121,11 @@ pub fn http_client(
         .build()
         // Building only fails when the TLS backend cannot initialise; the plain client then
         // reports the same problem on first use instead of at startup.
-        .unwrap_or_else(|error| {
+        .or_else(|error| {
             tracing::error!(%error, "could not build the configured HTTP client; using defaults");
-            reqwest::Client::new()
+            guarded(reqwest::Client::builder()).build()
         })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

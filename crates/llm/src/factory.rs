@@ -1,7 +1,9 @@
-//! Choosing an adapter by provider kind. Each kind is a wire protocol; adding one (Anthropic,
-//! Gemini) means a variant here and an adapter module beside `openai`.
+//! Choosing an adapter by provider kind. Each kind is a wire protocol; adding one means a
+//! variant here and an adapter module beside `openai`, `anthropic` and `gemini`.
 
+use crate::anthropic::Anthropic;
 use crate::config::OpenAiConfig;
+use crate::gemini::Gemini;
 use crate::openai::OpenAiCompatible;
 use agentry_core::chat::ChatModel;
 use std::fmt;
@@ -14,14 +16,24 @@ use std::sync::Arc;
 pub enum ProviderKind {
     /// OpenAI chat completions (also Ollama, vLLM, llama.cpp server, LiteLLM, ...).
     OpenAi,
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
 }
 
 impl ProviderKind {
-    pub const ALL: &'static [ProviderKind] = &[ProviderKind::OpenAi];
+    pub const ALL: &'static [ProviderKind] = &[
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
         }
     }
 }
@@ -61,7 +73,7 @@ fn known_kinds() -> String {
         .join(", ")
 }
 
-/// Builds the adapter for `kind` (`"openai"`).
+/// Builds the adapter for `kind` (`"openai"`, `"anthropic"`, `"gemini"`).
 pub fn build_provider(
     kind: &str,
     config: OpenAiConfig,
@@ -69,6 +81,8 @@ pub fn build_provider(
 ) -> Result<Arc<dyn ChatModel>, UnknownKind> {
     match kind.parse::<ProviderKind>()? {
         ProviderKind::OpenAi => Ok(Arc::new(OpenAiCompatible::new(config, client))),
+        ProviderKind::Anthropic => Ok(Arc::new(Anthropic::new(config, client))),
+        ProviderKind::Gemini => Ok(Arc::new(Gemini::new(config, client))),
     }
 }
 
@@ -81,14 +95,27 @@ mod tests {
     fn builds_known_kinds_and_names_the_known_ones() {
         let client = reqwest::Client::new();
         assert!(build_provider("openai", OpenAiConfig::new("http://x/v1"), client.clone()).is_ok());
-        let error = build_provider("anthropic", OpenAiConfig::default(), client)
+        assert!(build_provider("anthropic", OpenAiConfig::new("http://x"), client.clone()).is_ok());
+        let error = build_provider("cohere", OpenAiConfig::default(), client)
             .err()
             .unwrap();
-        assert_eq!(error.kind, "anthropic");
+        assert_eq!(error.kind, "cohere");
         assert_eq!(
             error.to_string(),
-            "unknown provider kind `anthropic` (known: openai)"
+            "unknown provider kind `cohere` (known: openai, anthropic, gemini)"
         );
         assert_eq!("openai".parse::<ProviderKind>(), Ok(ProviderKind::OpenAi));
+        assert!(
+            build_provider(
+                "gemini",
+                OpenAiConfig::new("http://x"),
+                reqwest::Client::new()
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            "anthropic".parse::<ProviderKind>(),
+            Ok(ProviderKind::Anthropic)
+        );
     }
 }

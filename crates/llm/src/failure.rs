@@ -64,11 +64,12 @@ impl AttemptFailure {
         }
     }
 
-    /// The `retry-after` hint, honoured only where providers mean it (429 and 503).
+    /// The `retry-after` hint, honoured only where providers mean it (429, 503 and
+    /// Anthropic's 529 "overloaded").
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Status {
-                status: 429 | 503,
+                status: 429 | 503 | 529,
                 retry_after,
                 ..
             } => *retry_after,
@@ -240,9 +241,10 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_only_for_429_and_503() {
+    fn retry_after_only_for_429_503_and_529() {
         assert!(status(429).retry_after().is_some());
         assert!(status(503).retry_after().is_some());
+        assert!(status(529).retry_after().is_some());
         assert!(status(500).retry_after().is_none());
     }
 

@@ -318,3 +318,57 @@ async fn cancel_stops_a_slow_run_and_lists_paginate() {
         .collect();
     assert_eq!(ids.len(), 5);
 }
+
+/// Agents on the Anthropic and Gemini wire formats run end to end like OpenAI-compatible ones:
+/// tool calls, usage, and the key in each provider's own header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_and_gemini_providers_run_agents_with_tools() {
+    let app = TestApp::spawn().await;
+    let root = app.fake.base_url().trim_end_matches("/v1").to_string();
+    for (kind, key) in [("anthropic", "sk-ant-test"), ("gemini", "gemini-test-key")] {
+        let r = app
+            .post(
+                "/api/v1/providers",
+                json!({"name": kind, "kind": kind, "base_url": root, "api_key": key}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        app.create_agent_with_model(&format!("{kind}-calc"), &format!("{kind}/echo"))
+            .await;
+        let r = app
+            .put(
+                &format!("/api/v1/agents/{kind}-calc"),
+                json!({"slug": format!("{kind}-calc"), "name": "c", "instructions": "Use the calculator.",
+                    "model": format!("{kind}/echo"), "tools": ["calculator"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let run = app
+            .post(
+                &format!("/api/v1/agents/{kind}-calc/runs"),
+                json!({"input": "what is 6*7?", "wait": true}),
+            )
+            .await;
+        assert_eq!(run.body["status"], "completed", "{kind}: {:?}", run.body);
+        assert!(
+            run.body["output"].as_str().unwrap().contains("42"),
+            "{kind}: {:?}",
+            run.body
+        );
+        let steps = run.body["steps"].as_array().unwrap();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s["kind"] == "tool" && s["name"] == "calculator"),
+            "{kind}"
+        );
+        assert!(run.body["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        assert!(
+            app.fake
+                .requests()
+                .iter()
+                .any(|r| r.api_key.as_deref() == Some(key)),
+            "{kind}: the key travels in the provider's own header"
+        );
+    }
+}

@@ -11,7 +11,9 @@ use agentry_store::StoreError;
 use agentry_store::providers::{self, NewProvider, ProviderRow};
 use serde::Deserialize;
 
-pub const KINDS: &[&str] = &["openai"];
+/// Wire protocols: `openai` (any OpenAI-compatible server), `anthropic` (Messages API), `gemini`
+/// (generateContent).
+pub const KINDS: &[&str] = &["openai", "anthropic", "gemini"];
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -1,12 +1,12 @@
 //! The OpenAI chat-completions adapter. One wire protocol serves OpenAI, Ollama, vLLM,
 //! llama.cpp server, LiteLLM and other compatible servers.
 
-mod assemble;
+pub(crate) mod assemble;
 mod attempt;
 mod completion;
 mod request;
 mod stream;
-mod wire;
+pub(crate) mod wire;
 
 use crate::config::OpenAiConfig;
 use crate::retry;
