@@ -159,18 +159,31 @@ pub async fn revoke_all(db: &Db, user: UserId, keep: Option<SessionId>) -> Resul
     db.execute(&q).await
 }
 
-/// A live session with its user, in one query (authentication runs it on every request).
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A live session with its user and the user's memberships, in one query (authentication runs
+/// it on every cookie-authenticated request).
+#[derive(Debug, Clone)]
 pub struct SessionWithUser {
-    #[sqlx(flatten)]
     pub session: SessionRow,
-    pub u_email: String,
-    pub u_disabled_at: Option<DateTime<Utc>>,
-    pub u_erased_at: Option<DateTime<Utc>>,
+    pub email: String,
+    pub active: bool,
+    pub memberships: Vec<crate::users::MembershipRow>,
 }
 
-/// System function (authentication): a live session by the hash of its token, with the state
-/// of its user.
+#[derive(sqlx::FromRow)]
+struct JoinedRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    u_email: String,
+    u_disabled_at: Option<DateTime<Utc>>,
+    u_erased_at: Option<DateTime<Utc>>,
+    m_org_id: Option<Uuid>,
+    m_workspace_id: Option<Uuid>,
+    m_role: Option<String>,
+    m_created_at: Option<DateTime<Utc>>,
+}
+
+/// System function (authentication): a live session by the hash of its token, with its user's
+/// state and memberships (one row per membership, folded here).
 pub async fn find_live_with_user(db: &Db, token_hash: &str) -> Result<Option<SessionWithUser>> {
     let mut q = Query::select();
     for c in COLUMNS {
@@ -179,6 +192,10 @@ pub async fn find_live_with_user(db: &Db, token_hash: &str) -> Result<Option<Ses
     q.expr_as(Expr::col(("u", "email")), "u_email")
         .expr_as(Expr::col(("u", "disabled_at")), "u_disabled_at")
         .expr_as(Expr::col(("u", "erased_at")), "u_erased_at")
+        .expr_as(Expr::col(("m", "org_id")), "m_org_id")
+        .expr_as(Expr::col(("m", "workspace_id")), "m_workspace_id")
+        .expr_as(Expr::col(("m", "role")), "m_role")
+        .expr_as(Expr::col(("m", "created_at")), "m_created_at")
         .from_as("sessions", "s")
         .join_as(
             sea_query::JoinType::InnerJoin,
@@ -186,7 +203,37 @@ pub async fn find_live_with_user(db: &Db, token_hash: &str) -> Result<Option<Ses
             "u",
             Expr::col(("u", "id")).equals(("s", "user_id")),
         )
+        .join_as(
+            sea_query::JoinType::LeftJoin,
+            "memberships",
+            "m",
+            Expr::col(("m", "user_id")).equals(("s", "user_id")),
+        )
         .and_where(Expr::col(("s", "token_hash")).eq(token_hash))
-        .and_where(Expr::col(("s", "revoked_at")).is_null());
-    db.fetch_optional(&q).await
+        .and_where(Expr::col(("s", "revoked_at")).is_null())
+        .order_by(("m", "org_id"), Order::Asc);
+    let rows: Vec<JoinedRow> = db.fetch_all(&q).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut found = SessionWithUser {
+        session: first.session.clone(),
+        email: first.u_email.clone(),
+        active: first.u_disabled_at.is_none() && first.u_erased_at.is_none(),
+        memberships: Vec::new(),
+    };
+    for r in rows {
+        if let (Some(org_id), Some(workspace_id), Some(role), Some(created_at)) =
+            (r.m_org_id, r.m_workspace_id, r.m_role, r.m_created_at)
+        {
+            found.memberships.push(crate::users::MembershipRow {
+                org_id,
+                workspace_id,
+                user_id: r.session.user_id,
+                role,
+                created_at,
+            });
+        }
+    }
+    Ok(Some(found))
 }

@@ -92,7 +92,7 @@ pub async fn authenticate_session(
             sessions::revoke(&platform.db, UserId(session.user_id), SessionId(session.id)).await;
         return Ok(None);
     }
-    if found.u_disabled_at.is_some() || found.u_erased_at.is_some() {
+    if !found.active {
         return Ok(None);
     }
     if session.mfa_pending {
@@ -108,7 +108,8 @@ pub async fn authenticate_session(
     let principal = principal_for(
         platform,
         UserId(session.user_id),
-        found.u_email,
+        found.email,
+        &found.memberships,
         session.org_id,
         Some(session.id),
     )
@@ -117,30 +118,14 @@ pub async fn authenticate_session(
 }
 
 /// The principal of a signed-in user in `org` (or their first org).
-pub async fn user_principal(
-    platform: &Platform,
-    user: &UserRow,
-    org: Option<Uuid>,
-    session_id: Option<Uuid>,
-) -> ServiceResult<Principal> {
-    principal_for(
-        platform,
-        UserId(user.id),
-        user.email.clone(),
-        org,
-        session_id,
-    )
-    .await
-}
-
 async fn principal_for(
     platform: &Platform,
     user: UserId,
     email: String,
+    memberships: &[users::MembershipRow],
     org: Option<Uuid>,
     session_id: Option<Uuid>,
 ) -> ServiceResult<Principal> {
-    let memberships = users::memberships_of(&platform.db, user).await?;
     let org_id = org
         .filter(|o| memberships.iter().any(|m| m.org_id == *o))
         .or_else(|| memberships.first().map(|m| m.org_id));
