@@ -161,13 +161,24 @@ async fn read_stream<F: StreamFold>(
             ))
         });
     }
+    fold_stream::<F>(body, sink, model).await
+}
+
+/// Reads an SSE body to its end, folding its events with `F` and forwarding text as it comes.
+/// Shared by every streaming protocol (OpenAI-compatible, Anthropic, Gemini).
+pub(crate) async fn fold_stream<F: StreamFold>(
+    body: &mut TimedBody,
+    sink: &Forwarding<'_>,
+    model: &str,
+) -> Result<ChatResponse, AttemptFailure> {
     let mut parser = SseParser::new();
     let mut state = F::default();
     loop {
         let chunk = match body.next().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
-            // Only the end marker is missing: the whole answer was delivered.
+            // The answer is complete and only the end marker (or usage) is missing: a server
+            // that stalls or drops the connection now has still delivered the whole answer.
             Err(_) if state.is_complete() => return state.finish(model),
             Err(failure) => return Err(failure),
         };

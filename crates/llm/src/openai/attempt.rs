@@ -7,7 +7,6 @@ use crate::body::{TimedBody, read_error_body};
 use crate::config::Timeouts;
 use crate::failure::{AttemptFailure, Failed, describe_reqwest};
 use crate::retry::{self, Attempt, Forwarding};
-use crate::sse::SseParser;
 use crate::text::tidy;
 use agentry_core::chat::ChatResponse;
 use bytes::Bytes;
@@ -140,37 +139,5 @@ async fn read_stream(
     sink: &Forwarding<'_>,
     model: &str,
 ) -> Result<ChatResponse, AttemptFailure> {
-    let mut parser = SseParser::new();
-    let mut state = StreamState::default();
-    loop {
-        let chunk = match body.next().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            // The answer is complete and only the usage chunk or [DONE] is missing: a server
-            // that stalls or drops the connection now has still delivered the whole answer.
-            Err(_) if state.is_complete() => return state.finish(model),
-            Err(failure) => return Err(failure),
-        };
-        let events = parser
-            .push(&chunk)
-            .map_err(|error| AttemptFailure::BadResponse(error.to_string()))?;
-        for event in events {
-            body.started();
-            if let Some(text) = state.apply(&event)? {
-                sink.text(&text);
-            }
-            if state.is_done() {
-                return state.finish(model);
-            }
-        }
-    }
-    let last = parser
-        .finish()
-        .map_err(|error| AttemptFailure::BadResponse(error.to_string()))?;
-    if let Some(event) = last
-        && let Some(text) = state.apply(&event)?
-    {
-        sink.text(&text);
-    }
-    state.finish(model)
+    crate::streaming::fold_stream::<StreamState>(body, sink, model).await
 }

@@ -135,6 +135,24 @@ impl StreamState {
     }
 }
 
+impl crate::streaming::StreamFold for StreamState {
+    fn apply(&mut self, event: &SseEvent) -> Result<Option<String>, AttemptFailure> {
+        StreamState::apply(self, event)
+    }
+
+    fn is_done(&self) -> bool {
+        StreamState::is_done(self)
+    }
+
+    fn is_complete(&self) -> bool {
+        StreamState::is_complete(self)
+    }
+
+    fn finish(self, requested_model: &str) -> Result<ChatResponse, AttemptFailure> {
+        StreamState::finish(self, requested_model)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
