@@ -82,19 +82,6 @@ pub async fn create(db: &Db, s: NewSession<'_>) -> Result<SessionId> {
     Ok(id)
 }
 
-/// System function (authentication): a live session by the hash of its token. Expiry and idle
-/// time are judged by the caller, which knows the configured timeouts.
-pub async fn find_live_by_hash(db: &Db, token_hash: &str) -> Result<Option<SessionRow>> {
-    db.fetch_optional(
-        Query::select()
-            .columns(COLUMNS)
-            .from("sessions")
-            .and_where(Expr::col("token_hash").eq(token_hash))
-            .and_where(Expr::col("revoked_at").is_null()),
-    )
-    .await
-}
-
 pub async fn touch(db: &Db, id: SessionId, at: DateTime<Utc>) -> Result<()> {
     db.execute(
         Query::update()

@@ -3,7 +3,7 @@
 
 use crate::db::Db;
 use crate::error::Result;
-use agentry_core::ids::{OrgId, UserId, WorkspaceId};
+use agentry_core::ids::{UserId, WorkspaceId};
 use agentry_core::scope::OrgScope;
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
@@ -213,9 +213,4 @@ pub async fn expire_resets(db: &Db, user: UserId) -> Result<()> {
     )
     .await?;
     Ok(())
-}
-
-/// Org ids are only needed by the invitation's acceptance path.
-pub fn org_of(inv: &InvitationRow) -> OrgId {
-    OrgId(inv.org_id)
 }

@@ -293,18 +293,6 @@ pub async fn set_password(db: &Db, user: UserId, password_hash: &str) -> Result<
     Ok(())
 }
 
-pub async fn set_name(db: &Db, user: UserId, name: &str) -> Result<()> {
-    db.execute(
-        Query::update()
-            .table("users")
-            .value("name", name)
-            .value("updated_at", Utc::now())
-            .and_where(Expr::col("id").eq(user.0)),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Stores (or clears) the encrypted TOTP secret; resets the replay guard.
 pub async fn set_totp(db: &Db, user: UserId, secret_encrypted: Option<&str>) -> Result<()> {
     db.execute(
