@@ -41,26 +41,18 @@ pub(crate) fn to_chat_body(body: &Value) -> Value {
             _ => continue,
         };
         if role == "assistant" {
-            let calls: Vec<Value> = blocks
+            let field = |block: &Value, name: &str| block.get(name).cloned().unwrap_or(Value::Null);
+            let calls = blocks
                 .iter()
                 .filter(|block| kind(block) == "tool_use")
                 .map(|block| {
-                    let input = block.get("input").cloned().unwrap_or(Value::Null);
-                    json!({
-                        "id": block.get("id").cloned().unwrap_or(Value::Null),
-                        "type": "function",
-                        "function": {
-                            "name": block.get("name").cloned().unwrap_or(Value::Null),
-                            "arguments": input.to_string(),
-                        },
-                    })
-                })
-                .collect();
-            let mut converted = json!({"role": "assistant", "content": block_text(blocks)});
-            if !calls.is_empty() {
-                converted["tool_calls"] = Value::Array(calls);
-            }
-            messages.push(converted);
+                    (
+                        field(block, "id"),
+                        field(block, "name"),
+                        field(block, "input"),
+                    )
+                });
+            messages.push(crate::wire::assistant_message(block_text(blocks), calls));
             continue;
         }
         for block in blocks.iter().filter(|block| kind(block) == "tool_result") {

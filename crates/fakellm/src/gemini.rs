@@ -43,26 +43,12 @@ pub(crate) fn to_chat_body(model: &str, stream: bool, body: &Value) -> Value {
             .map(Vec::as_slice)
             .unwrap_or_default();
         if role == "model" {
-            let calls: Vec<Value> = parts
+            let field = |call: &Value, name: &str| call.get(name).cloned().unwrap_or(Value::Null);
+            let calls = parts
                 .iter()
                 .filter_map(|part| part.get("functionCall"))
-                .map(|call| {
-                    let args = call.get("args").cloned().unwrap_or(Value::Null);
-                    json!({
-                        "id": call.get("id").cloned().unwrap_or(Value::Null),
-                        "type": "function",
-                        "function": {
-                            "name": call.get("name").cloned().unwrap_or(Value::Null),
-                            "arguments": args.to_string(),
-                        },
-                    })
-                })
-                .collect();
-            let mut message = json!({"role": "assistant", "content": parts_text(parts)});
-            if !calls.is_empty() {
-                message["tool_calls"] = Value::Array(calls);
-            }
-            messages.push(message);
+                .map(|call| (field(call, "id"), field(call, "name"), field(call, "args")));
+            messages.push(crate::wire::assistant_message(parts_text(parts), calls));
             continue;
         }
         for response in parts.iter().filter_map(|part| part.get("functionResponse")) {

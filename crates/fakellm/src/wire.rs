@@ -136,3 +136,25 @@ pub(crate) fn sse_data(value: &Value) -> String {
 }
 
 pub(crate) const SSE_DONE: &str = "data: [DONE]\n\n";
+
+/// An assistant message in the chat-completions shape every protocol is converted into: its
+/// text and its tool calls as `(id, name, arguments)`.
+pub(crate) fn assistant_message(
+    text: String,
+    calls: impl Iterator<Item = (Value, Value, Value)>,
+) -> Value {
+    let calls: Vec<Value> = calls
+        .map(|(id, name, arguments)| {
+            serde_json::json!({
+                "id": id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments.to_string()},
+            })
+        })
+        .collect();
+    let mut message = serde_json::json!({"role": "assistant", "content": text});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    message
+}
