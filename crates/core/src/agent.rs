@@ -8,7 +8,7 @@ pub const DEFAULT_MAX_STEPS: u32 = 10;
 pub const MAX_MAX_STEPS: u32 = 100;
 
 /// What a user writes to define an agent (API body or YAML `spec`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AgentSpec {
     pub slug: String,
     pub name: String,
@@ -23,6 +23,51 @@ pub struct AgentSpec {
     pub max_steps: u32,
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// Upper bound on the answer's tokens per model call (sent to the provider). Budgets that
+    /// can block use it to reserve a call's maximum cost; without it they assume
+    /// [`DEFAULT_MAX_OUTPUT_TOKENS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Models (`provider/model`) tried in order when the primary fails before any text reached
+    /// the caller (unavailable, rate-limited, timed out, circuit open).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// A model with a larger context window, used when a call fails with
+    /// `provider_context_overflow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_fallback: Option<String>,
+    /// Opt-in response cache: identical requests (same org, model, messages and tools) within
+    /// the TTL are answered from the cache at zero cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<ResponseCacheSpec>,
+    /// The agent's guardrail policy (input, output and tool-result rules), applied together
+    /// with the organization's; validated by the service that knows the policy format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<serde_json::Value>,
+    /// JSON Schema the final answer must match (structured output). Providers' native
+    /// structured output is asked for; the answer is validated either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Value>,
+    /// How many times an answer that does not match `output_schema` is sent back to the model
+    /// with the violations before the run fails with `output_schema_mismatch`.
+    #[serde(default = "default_repair_turns")]
+    pub max_repair_turns: u32,
+}
+
+pub const DEFAULT_REPAIR_TURNS: u32 = 2;
+pub const MAX_REPAIR_TURNS: u32 = 5;
+
+fn default_repair_turns() -> u32 {
+    DEFAULT_REPAIR_TURNS
+}
+
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 4096;
+pub const MAX_FALLBACKS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseCacheSpec {
+    pub ttl_seconds: u64,
 }
 
 fn default_max_steps() -> u32 {
@@ -99,6 +144,63 @@ impl AgentSpec {
             && !(0.0..=2.0).contains(&t)
         {
             errors.push(FieldError::new("temperature", "must be between 0 and 2"));
+        }
+        if let Some(n) = self.max_tokens
+            && (n == 0 || n > 1_000_000)
+        {
+            errors.push(FieldError::new(
+                "max_tokens",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.max_repair_turns > MAX_REPAIR_TURNS {
+            errors.push(FieldError::new(
+                "max_repair_turns",
+                format!("must be at most {MAX_REPAIR_TURNS}"),
+            ));
+        }
+        if let Some(schema) = &self.output_schema
+            && !schema.is_object()
+        {
+            errors.push(FieldError::new(
+                "output_schema",
+                "must be a JSON Schema object",
+            ));
+        }
+        if self.fallbacks.len() > MAX_FALLBACKS {
+            errors.push(FieldError::new(
+                "fallbacks",
+                format!("at most {MAX_FALLBACKS} fallback models"),
+            ));
+        }
+        for (i, f) in self.fallbacks.iter().enumerate() {
+            if split_model(f).is_none() {
+                errors.push(FieldError::new(
+                    format!("fallbacks[{i}]"),
+                    "must be '<provider>/<model>'",
+                ));
+            } else if f == &self.model {
+                errors.push(FieldError::new(
+                    format!("fallbacks[{i}]"),
+                    "is the agent's own model",
+                ));
+            }
+        }
+        if let Some(c) = &self.context_fallback
+            && split_model(c).is_none()
+        {
+            errors.push(FieldError::new(
+                "context_fallback",
+                "must be '<provider>/<model>'",
+            ));
+        }
+        if let Some(cache) = &self.cache
+            && (cache.ttl_seconds == 0 || cache.ttl_seconds > 7 * 86_400)
+        {
+            errors.push(FieldError::new(
+                "cache.ttl_seconds",
+                "must be between 1 and 604800 (7 days)",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for tool in &self.tools {

@@ -96,6 +96,9 @@ actions! {
     ApiKeysManage => ("api_keys:manage", Org, Admin, "Create, list and revoke API keys."),
     SsoManage => ("sso:manage", Org, Admin, "Configure OpenID Connect sign-in."),
     AuditRead => ("audit:read", Org, Admin, "Read and export the audit log."),
+    CostsRead => ("costs:read", Org, Admin, "Read cost reports, budgets and prices."),
+    BudgetsManage => ("budgets:manage", Org, Admin, "Create, change and delete budgets and price overrides."),
+    GuardrailsManage => ("guardrails:manage", Org, Admin, "Set the organization's guardrail policy."),
     AgentsRead => ("agents:read", Workspace, Viewer, "Read agents and their versions."),
     AgentsWrite => ("agents:write", Workspace, Member, "Create, change and delete agents; apply configuration."),
     RunsRead => ("runs:read", Workspace, Viewer, "Read runs, their steps and event streams."),
@@ -159,7 +162,9 @@ mod tests {
     #[test]
     fn viewers_only_read_and_members_build_and_run() {
         for action in Action::ALL {
-            let reads = action.as_str().ends_with(":read") && *action != Action::AuditRead;
+            // The audit log and the org's spending are for admins.
+            let admin_only = [Action::AuditRead, Action::CostsRead];
+            let reads = action.as_str().ends_with(":read") && !admin_only.contains(action);
             assert_eq!(action.allowed_for(Role::Viewer), reads, "{action:?}");
             assert!(action.allowed_for(Role::Owner), "{action:?}");
         }

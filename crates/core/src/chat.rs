@@ -85,18 +85,48 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// JSON Schema the answer must match (structured output). Adapters use the provider's
+    /// native structured output where it has one; the engine validates either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<Value>,
 }
 
+/// Token counts of one model call as the provider reported them.
+///
+/// `input_tokens` counts every prompt token, cached or not; `cache_read_tokens` and
+/// `cache_write_tokens` are the parts of it read from / written to the provider's prompt cache
+/// (priced differently). Anthropic reports the three parts separately; adapters add them up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_tokens: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
     pub fn add(&mut self, other: Usage) {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+    }
+
+    /// Prompt tokens billed at the plain input price.
+    pub fn uncached_input_tokens(&self) -> u64 {
+        self.input_tokens
+            .saturating_sub(self.cache_read_tokens)
+            .saturating_sub(self.cache_write_tokens)
+    }
+
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
     }
 }
 
@@ -156,6 +186,12 @@ pub struct ProviderError {
     pub status: Option<u16>,
     /// How many HTTP attempts were made.
     pub attempts: u32,
+    /// Whether part of the answer already reached the caller's sink. A call that failed after
+    /// streaming must not be failed over to another model (the text would be duplicated).
+    pub streamed: bool,
+    /// Usage the provider reported before failing (e.g. `message_start` of a stream that later
+    /// broke): billed, so it is recorded.
+    pub usage: Option<Usage>,
 }
 
 impl ProviderError {
@@ -165,6 +201,8 @@ impl ProviderError {
             message: message.into(),
             status: None,
             attempts: 1,
+            streamed: false,
+            usage: None,
         }
     }
 }

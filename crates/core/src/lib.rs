@@ -8,6 +8,7 @@ pub mod agent;
 pub mod authz;
 pub mod chat;
 pub mod clock;
+pub mod embedding;
 pub mod error;
 pub mod ids;
 pub mod run;

@@ -79,6 +79,9 @@ pub enum StepRecord {
         /// Whether the provider reported usage (false → counts are 0 and unknown).
         usage_reported: bool,
     },
+    /// A message the platform added for the model: the answer did not match the agent's
+    /// output schema, and this says why (a repair turn).
+    Feedback { content: String },
     /// A tool result (or the error the model was shown).
     Tool {
         call_id: String,
@@ -102,6 +105,18 @@ pub mod event {
     pub const MESSAGE_DELTA: &str = "message.delta";
     pub const MESSAGE_RESET: &str = "message.reset";
     pub const LLM_COMPLETED: &str = "llm.completed";
+    /// A model call failed (it may be followed by `model.failover`).
+    pub const LLM_FAILED: &str = "llm.failed";
+    /// The step's answer came from the response cache (no provider call, no cost).
+    pub const LLM_CACHE_HIT: &str = "llm.cache_hit";
+    /// The step moves on to the next model of the agent's fallback chain.
+    pub const MODEL_FAILOVER: &str = "model.failover";
+    /// A budget refused the model call; the run fails with `budget_exceeded`.
+    pub const BUDGET_BLOCKED: &str = "budget.blocked";
+    /// The answer did not match the output schema; the model is asked again.
+    pub const OUTPUT_REPAIR: &str = "output.repair";
+    /// A guardrail rule matched (block, redact or flag).
+    pub const GUARDRAIL: &str = "guardrail";
     pub const TOOL_STARTED: &str = "tool.started";
     pub const TOOL_COMPLETED: &str = "tool.completed";
     pub const RUN_COMPLETED: &str = "run.completed";

@@ -4,25 +4,33 @@
 //! Streaming text is buffered and stored as `message.delta` events every [`DELTA_FLUSH`], so a
 //! reader sees text live while the database sees a handful of writes per model call.
 
+use crate::budget::{self, Held, RunBudgets};
 use crate::journal::{
     JournalEntry, NextAction, PendingCall, journal_messages, next_action, window_history,
 };
 use crate::platform::Platform;
+use crate::pricing::{Price, PriceSource};
+use crate::response_cache;
 use agentry_core::ErrorCode;
+use agentry_core::agent::DEFAULT_MAX_OUTPUT_TOKENS;
 use agentry_core::agent::{AgentSpec, split_model};
-use agentry_core::chat::{ChatRequest, DeltaSink, Message, Usage};
+use agentry_core::chat::{
+    ChatModel, ChatRequest, ChatResponse, DeltaSink, Message, ProviderError, Usage,
+};
 use agentry_core::ids::{AgentId, RunId};
 use agentry_core::run::{RunError, RunInput, RunStatus, StepRecord, ToolErrorRecord, event};
 use agentry_core::scope::WorkspaceScope;
 use agentry_core::tool::ToolContext;
+use agentry_guardrails::{CompiledPolicy, GuardrailEvent};
 use agentry_store::jobs::{ClaimedJob, Lease};
 use agentry_store::runs::{self, Commit, NewEvent, NewStep, RunChange, RunRow};
-use agentry_store::{StoreError, agents, jobs};
+use agentry_store::{StoreError, agents, budgets, costs, jobs};
 use chrono::Utc;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +58,40 @@ struct Execution {
     cancel_requested: bool,
     /// Tool steps whose `tool.started` this execution already committed.
     announced: std::collections::HashSet<i64>,
+    /// Who the run's costs are attributed to.
+    subject: RunSubject,
+    /// Providers resolved by this execution (one lookup and key decryption each).
+    models: HashMap<String, Arc<dyn ChatModel>>,
+    /// Prices looked up by this execution, per `provider/model`.
+    prices: HashMap<String, Option<(Price, PriceSource)>>,
+    /// The answered attempt's ledger and settlement statements and events, for the step's
+    /// commit.
+    pending_extra: Vec<agentry_store::Statement>,
+    pending_events: Vec<NewEvent>,
+    last_call: Option<CallCost>,
+    /// The run's guardrails (the org's and the agent's policies merged).
+    guard: Arc<CompiledPolicy>,
+}
+
+/// The run's attribution, copied into every cost event.
+struct RunSubject {
+    workspace_id: uuid::Uuid,
+    agent_id: uuid::Uuid,
+    agent_version: i64,
+    api_key_id: Option<uuid::Uuid>,
+    user_id: Option<uuid::Uuid>,
+    end_user: Option<String>,
+}
+
+impl RunSubject {
+    fn budget_subject(&self) -> budgets::Subject {
+        budgets::Subject {
+            workspace_id: self.workspace_id,
+            agent_id: self.agent_id,
+            api_key_id: self.api_key_id,
+            end_user: self.end_user.clone(),
+        }
+    }
 }
 
 impl Execution {
@@ -69,6 +111,17 @@ impl Execution {
         events: Vec<NewEvent>,
         change: RunChange,
     ) -> Result<(), StoreError> {
+        self.commit_with(steps, events, change, Vec::new()).await
+    }
+
+    /// A commit that also writes `extra` statements (cost ledger, budget settlement).
+    async fn commit_with(
+        &mut self,
+        steps: Vec<NewStep>,
+        events: Vec<NewEvent>,
+        change: RunChange,
+        extra: Vec<agentry_store::Statement>,
+    ) -> Result<(), StoreError> {
         let ended = matches!(change, RunChange::Ended { .. });
         let outcome = runs::commit(
             &self.platform.db,
@@ -79,6 +132,7 @@ impl Execution {
                 steps,
                 events,
                 change,
+                extra,
             },
         )
         .await?;
@@ -170,10 +224,25 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
         usage: Usage {
             input_tokens: run.input_tokens.max(0) as u64,
             output_tokens: run.output_tokens.max(0) as u64,
+            ..Default::default()
         },
         journal: Vec::new(),
         cancel_requested: run.cancel_requested,
         announced: std::collections::HashSet::new(),
+        subject: RunSubject {
+            workspace_id: run.workspace_id,
+            agent_id: run.agent_id,
+            agent_version: run.agent_version,
+            api_key_id: run.api_key_id,
+            user_id: run.user_id,
+            end_user: run.end_user.clone(),
+        },
+        models: HashMap::new(),
+        prices: HashMap::new(),
+        pending_extra: Vec::new(),
+        pending_events: Vec::new(),
+        last_call: None,
+        guard: Arc::new(CompiledPolicy::none()),
     };
     let resumed = run.status() == RunStatus::Running;
     if !resumed {
@@ -203,7 +272,40 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
         return Ok(());
     };
     exec.journal = load_journal(&platform, scope, run.id).await?;
-    let base = base_messages(&platform, &run, &spec).await?;
+    exec.guard = match crate::service::guardrails::compiled_for(&platform, scope.org(), &spec).await
+    {
+        Ok(policy) => Arc::new(policy),
+        Err(e) => {
+            // Never run unguarded because a policy no longer applies.
+            exec.fail(
+                ErrorCode::GuardrailBlocked,
+                format!("the guardrail policy cannot be applied: {}", e.message),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    if !resumed && exec.journal.is_empty() {
+        let checked = check_run_input(&exec.guard, &run);
+        let blocked = checked.iter().any(|c| c.blocked);
+        let found: Vec<GuardrailEvent> = checked.into_iter().flat_map(|c| c.events).collect();
+        if !found.is_empty() {
+            let events = guardrail_events(&mut exec, None, &found);
+            exec.commit(vec![], events, RunChange::None).await?;
+        }
+        if blocked {
+            exec.fail(
+                ErrorCode::GuardrailBlocked,
+                format!(
+                    "the input was blocked by guardrail rule(s): {}",
+                    rule_names(&found)
+                ),
+            )
+            .await?;
+            return Ok(());
+        }
+    }
+    let base = base_messages(&platform, &run, &spec, &exec.guard).await?;
     run_loop(&mut exec, &spec, &base, resumed).await
 }
 
@@ -237,6 +339,7 @@ async fn base_messages(
     platform: &Platform,
     run: &RunRow,
     spec: &AgentSpec,
+    guard: &CompiledPolicy,
 ) -> Result<Vec<Message>, ExecError> {
     let mut messages = Vec::new();
     if !spec.instructions.trim().is_empty() {
@@ -254,20 +357,105 @@ async fn base_messages(
         .await?;
         let mut history = Vec::new();
         for prior in earlier {
-            history.extend(input_messages(&prior));
+            history.extend(input_messages(&prior, guard));
             let journal = load_journal(platform, run.scope(), prior.id).await?;
             history.extend(journal_messages(&journal));
         }
         messages.extend(window_history(history, window));
     }
-    messages.extend(input_messages(run));
+    messages.extend(input_messages(run, guard));
     Ok(messages)
 }
 
-fn input_messages(run: &RunRow) -> Vec<Message> {
+/// A run's input messages as the model sees them: user text passed through the input rules
+/// (redactions are deterministic, so a resumed run rebuilds the same prompt).
+fn input_messages(run: &RunRow, guard: &CompiledPolicy) -> Vec<Message> {
+    let mut messages = serde_json::from_value::<RunInput>(run.input.0.clone())
+        .map(RunInput::into_messages)
+        .unwrap_or_default();
+    for m in &mut messages {
+        if m.role == agentry_core::chat::Role::User
+            && let Some(text) = &m.content
+        {
+            m.content = Some(guard.check_input(text).text);
+        }
+    }
+    messages
+}
+
+/// The input rules' findings on this run's own user messages.
+fn check_run_input(guard: &CompiledPolicy, run: &RunRow) -> Vec<agentry_guardrails::Checked> {
     serde_json::from_value::<RunInput>(run.input.0.clone())
         .map(RunInput::into_messages)
         .unwrap_or_default()
+        .iter()
+        .filter(|m| m.role == agentry_core::chat::Role::User)
+        .filter_map(|m| m.content.as_deref().map(|t| guard.check_input(t)))
+        .collect()
+}
+
+/// `guardrail` events for the trace.
+fn guardrail_events(
+    exec: &mut Execution,
+    step: Option<i64>,
+    found: &[GuardrailEvent],
+) -> Vec<NewEvent> {
+    found
+        .iter()
+        .map(|g| {
+            metrics::counter!("agentry_guardrail_events_total", "rule" => rule_family(&g.rule), "action" => g.action.as_str()).increment(1);
+            exec.event(
+                event::GUARDRAIL,
+                json!({"step": step, "stage": g.stage, "rule": g.rule, "action": g.action,
+                       "detail": g.detail, "count": g.count}),
+            )
+        })
+        .collect()
+}
+
+/// Topic names are the user's: only the rule family is a metric label.
+fn rule_family(rule: &str) -> String {
+    rule.split('.').next().unwrap_or(rule).to_string()
+}
+
+fn rule_names(found: &[GuardrailEvent]) -> String {
+    let mut names: Vec<&str> = found
+        .iter()
+        .filter(|g| g.action == agentry_guardrails::Action::Block)
+        .map(|g| g.rule.as_str())
+        .collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// Tool results as the model sees them: marked as untrusted data and checked for injection.
+/// The journal keeps what the tool returned.
+fn guard_tool_messages(guard: &CompiledPolicy, journal: &[JournalEntry], messages: &mut [Message]) {
+    if !guard.has_tool_result_rules() {
+        return;
+    }
+    let names: HashMap<&str, &str> = journal
+        .iter()
+        .filter_map(|e| match &e.record {
+            StepRecord::Tool { call_id, name, .. } => Some((call_id.as_str(), name.as_str())),
+            _ => None,
+        })
+        .collect();
+    for m in messages.iter_mut() {
+        let (Some(id), Some(text)) = (&m.tool_call_id, &m.content) else {
+            continue;
+        };
+        let name = names.get(id.as_str()).copied().unwrap_or("tool");
+        let checked = guard.check_tool_result(name, text);
+        m.content = Some(if checked.blocked {
+            format!(
+                "[the result of {name} was withheld: guardrail rule(s) {} blocked it]",
+                rule_names(&checked.events)
+            )
+        } else {
+            checked.text
+        });
+    }
 }
 
 async fn run_loop(
@@ -276,16 +464,6 @@ async fn run_loop(
     base: &[Message],
     mut resumed: bool,
 ) -> Result<(), ExecError> {
-    // The provider is resolved once per execution: one lookup, one key decryption.
-    let Some((provider, model_name)) = split_model(&spec.model) else {
-        exec.fail(
-            ErrorCode::AgentUnavailable,
-            format!("invalid model '{}'", spec.model),
-        )
-        .await?;
-        return Ok(());
-    };
-    let mut model = None;
     loop {
         if exec.cancel_requested {
             exec.end(RunStatus::Cancelled, None, None).await?;
@@ -298,22 +476,7 @@ async fn run_loop(
                     let ev = exec.event(event::MESSAGE_RESET, json!({"step": step}));
                     exec.commit(vec![], vec![ev], RunChange::None).await?;
                 }
-                let chat = match &model {
-                    Some(m) => Arc::clone(m),
-                    None => match exec.platform.chat_model(exec.scope.org(), provider).await {
-                        Ok(m) => model.insert(m).clone(),
-                        Err(e) => {
-                            exec.fail(e.code, e.message).await?;
-                            return Ok(());
-                        }
-                    },
-                };
-                let target = ModelTarget {
-                    chat: chat.as_ref(),
-                    provider,
-                    model_name,
-                };
-                if call_model(exec, spec, base, step, &target).await? == Flow::Ended {
+                if call_model(exec, spec, base, step).await? == Flow::Ended {
                     return Ok(());
                 }
             }
@@ -337,12 +500,6 @@ enum Flow {
     Ended,
 }
 
-struct ModelTarget<'a> {
-    chat: &'a dyn agentry_core::chat::ChatModel,
-    provider: &'a str,
-    model_name: &'a str,
-}
-
 /// Collects streamed text between flushes.
 #[derive(Default)]
 struct DeltaBuffer(Mutex<String>);
@@ -364,60 +521,104 @@ impl DeltaBuffer {
     }
 }
 
-/// Calls the model and commits its reply together with what follows from it: the
-/// announcement of the tool calls it asked for, or the end of the run.
+/// One model the step may use: the agent's model, then its fallbacks (and, on a context
+/// overflow, its larger-context model).
+struct Candidate {
+    provider: String,
+    model: String,
+}
+
+impl Candidate {
+    fn parse(full: &str) -> Option<Candidate> {
+        split_model(full).map(|(p, m)| Candidate {
+            provider: p.to_string(),
+            model: m.to_string(),
+        })
+    }
+    fn label(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+}
+
+/// Whether a failure before any text reached the caller should move on to the next model.
+/// Problems of the request itself (rejected, content filtered) would fail anywhere.
+fn fails_over(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ProviderUnavailable
+            | ErrorCode::ProviderRateLimited
+            | ErrorCode::ProviderTimeout
+            | ErrorCode::ProviderBadResponse
+            | ErrorCode::ProviderAuthFailed
+            | ErrorCode::ProviderQuotaExhausted
+            | ErrorCode::ProviderCircuitOpen
+            | ErrorCode::AgentUnavailable
+    )
+}
+
+/// What one attempt produced.
+enum AttemptResult {
+    Answered {
+        response: ChatResponse,
+        cache_hit: bool,
+    },
+    Failed(ProviderError),
+    /// A budget refused the call: the run ends.
+    Blocked(budget::Blocked),
+}
+
+/// Calls the model (falling over to the next candidate before any text was streamed) and
+/// commits its reply together with what follows from it: the announcement of the tool calls it
+/// asked for, or the end of the run. Every attempt the provider bills writes a cost event and
+/// settles the budgets in the same transaction as the step it belongs to.
 async fn call_model(
     exec: &mut Execution,
     spec: &AgentSpec,
     base: &[Message],
     step: i64,
-    target: &ModelTarget<'_>,
 ) -> Result<Flow, ExecError> {
     let mut messages = base.to_vec();
-    messages.extend(journal_messages(&exec.journal));
-    let request = ChatRequest {
-        model: target.model_name.to_string(),
+    let mut history = journal_messages(&exec.journal);
+    guard_tool_messages(&exec.guard, &exec.journal, &mut history);
+    messages.extend(history);
+    let budgets = RunBudgets::load(
+        &exec.platform,
+        exec.org_id,
+        &exec.subject.budget_subject(),
+        Utc::now(),
+    )
+    .await?;
+    // A budget that can block needs a bounded call to reserve its maximum.
+    let max_tokens = match spec.max_tokens {
+        Some(n) => Some(n),
+        None if budgets.can_block() => Some(DEFAULT_MAX_OUTPUT_TOKENS),
+        None => None,
+    };
+    let mut request = ChatRequest {
+        model: String::new(),
         messages,
         tools: exec.platform.tools.specs(&spec.tools),
         temperature: spec.temperature,
-        max_tokens: None,
+        max_tokens,
+        response_schema: spec.output_schema.clone(),
     };
+    let mut queue: std::collections::VecDeque<Candidate> = std::iter::once(&spec.model)
+        .chain(spec.fallbacks.iter())
+        .filter_map(|m| Candidate::parse(m))
+        .collect();
+    let mut context_fallback_used = false;
+    let mut attempt: i64 = 0;
+    let mut last_error: Option<ProviderError> = None;
     let started_at = Utc::now();
-    let clock = Instant::now();
-    let buffer = DeltaBuffer::default();
-    let result = {
-        let call = target.chat.chat(&request, &buffer);
-        tokio::pin!(call);
-        // The first flush is one period away. (A fresh `interval`'s immediate first tick still
-        // waits for the timer wheel — up to a millisecond per model call.)
-        let mut ticker =
-            tokio::time::interval_at(tokio::time::Instant::now() + DELTA_FLUSH, DELTA_FLUSH);
-        loop {
-            tokio::select! {
-                result = &mut call => break result,
-                _ = ticker.tick() => {
-                    let text = buffer.take();
-                    if !text.is_empty() {
-                        let ev = exec.event(event::MESSAGE_DELTA, json!({"step": step, "text": text}));
-                        exec.commit(vec![], vec![ev], RunChange::None).await?;
-                    }
-                }
-            }
-        }
-    };
-    let elapsed = clock.elapsed();
-    let provider = target.provider.to_string();
-    metrics::histogram!("agentry_model_call_duration_seconds", "provider" => provider.clone())
-        .record(elapsed.as_secs_f64());
     let mut events = Vec::new();
-    let rest = buffer.take();
-    if !rest.is_empty() {
-        events.push(exec.event(event::MESSAGE_DELTA, json!({"step": step, "text": rest})));
-    }
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            metrics::counter!("agentry_model_calls_total", "provider" => provider, "outcome" => "error").increment(1);
+    let (response, candidate) = loop {
+        let Some(candidate) = queue.pop_front() else {
+            let e = last_error.unwrap_or_else(|| {
+                ProviderError::new(
+                    ErrorCode::AgentUnavailable,
+                    format!("invalid model '{}'", spec.model),
+                )
+            });
             let (ev, change) = exec.ending(
                 RunStatus::Failed,
                 None,
@@ -429,10 +630,432 @@ async fn call_model(
             events.push(ev);
             exec.commit(vec![], events, change).await?;
             return Ok(Flow::Ended);
+        };
+        request.model = candidate.model.clone();
+        let result =
+            attempt_model(exec, spec, step, attempt, &candidate, &request, &budgets).await?;
+        attempt += 1;
+        match result {
+            AttemptResult::Answered {
+                response,
+                cache_hit,
+            } => {
+                if cache_hit {
+                    events.push(exec.event(
+                        event::LLM_CACHE_HIT,
+                        json!({"step": step, "model": candidate.label()}),
+                    ));
+                }
+                break (response, candidate);
+            }
+            AttemptResult::Blocked(blocked) => {
+                let limit = budget_amount(&blocked.unit, blocked.limit);
+                let message = format!(
+                    "budget '{}' reached its limit for this period ({} of {} {} spent)",
+                    blocked.name,
+                    budget_amount(&blocked.unit, blocked.spent),
+                    limit,
+                    if blocked.unit == "tokens" {
+                        "tokens"
+                    } else {
+                        "USD"
+                    },
+                );
+                events.push(exec.event(
+                    event::BUDGET_BLOCKED,
+                    json!({"step": step, "budget_id": blocked.budget_id, "name": blocked.name,
+                           "unit": blocked.unit, "limit": limit,
+                           "spent": budget_amount(&blocked.unit, blocked.spent),
+                           "reserved": budget_amount(&blocked.unit, blocked.reserved)}),
+                ));
+                metrics::counter!("agentry_budget_blocked_total").increment(1);
+                let (ev, change) = exec.ending(
+                    RunStatus::Failed,
+                    None,
+                    Some(RunError {
+                        code: ErrorCode::BudgetExceeded,
+                        message,
+                    }),
+                );
+                events.push(ev);
+                exec.commit(vec![], events, change).await?;
+                return Ok(Flow::Ended);
+            }
+            AttemptResult::Failed(e) => {
+                let next = if e.streamed {
+                    None
+                } else if e.code == ErrorCode::ProviderContextOverflow && !context_fallback_used {
+                    context_fallback_used = true;
+                    let fallback = spec.context_fallback.as_deref().and_then(Candidate::parse);
+                    if let Some(f) = &fallback {
+                        queue.push_front(Candidate {
+                            provider: f.provider.clone(),
+                            model: f.model.clone(),
+                        });
+                    }
+                    fallback.map(|f| f.label())
+                } else if fails_over(e.code) {
+                    queue.front().map(Candidate::label)
+                } else {
+                    None
+                };
+                let Some(to) = next else {
+                    let (ev, change) = exec.ending(
+                        RunStatus::Failed,
+                        None,
+                        Some(RunError {
+                            code: e.code,
+                            message: e.message,
+                        }),
+                    );
+                    events.push(ev);
+                    exec.commit(vec![], events, change).await?;
+                    return Ok(Flow::Ended);
+                };
+                events.push(exec.event(
+                    event::MODEL_FAILOVER,
+                    json!({"step": step, "from": candidate.label(), "to": to, "code": e.code, "message": e.message}),
+                ));
+                last_error = Some(e);
+            }
         }
     };
-    metrics::counter!("agentry_model_calls_total", "provider" => provider, "outcome" => "ok")
-        .increment(1);
+    finish_model_step(exec, spec, step, started_at, events, response, &candidate).await
+}
+
+/// Breakers are per org: two orgs' providers named alike are different services.
+fn breaker_provider(org: uuid::Uuid, provider: &str) -> String {
+    format!("{org}:{provider}")
+}
+
+/// Exposes a breaker's state as a gauge (0 closed, 1 half-open, 2 open).
+fn publish_breaker(platform: &Platform, key: &str, provider: &str, model: &str) {
+    let now = std::time::Instant::now();
+    if let Some(state) = platform
+        .breakers
+        .snapshot(now)
+        .into_iter()
+        .find(|s| s.provider == key && s.model == model)
+    {
+        let value = match state.state {
+            agentry_llm::CircuitState::Closed => 0.0,
+            agentry_llm::CircuitState::HalfOpen => 1.0,
+            agentry_llm::CircuitState::Open => 2.0,
+        };
+        metrics::gauge!("agentry_circuit_state", "provider" => provider.to_string(), "model" => model.to_string())
+            .set(value);
+    }
+}
+
+/// The answer as JSON matching the agent's schema (a Markdown code fence around it is
+/// tolerated), or what is wrong with it.
+fn check_structured(spec: &AgentSpec, output: &str) -> Result<String, Vec<String>> {
+    let Some(schema) = &spec.output_schema else {
+        return Ok(output.to_string());
+    };
+    let text = output.trim();
+    let text = text
+        .strip_prefix("```json")
+        .or_else(|| text.strip_prefix("```"))
+        .and_then(|t| t.strip_suffix("```"))
+        .map(str::trim)
+        .unwrap_or(text);
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| vec![format!("the answer is not JSON ({e})")])?;
+    let validator = agentry_tools::schema::compile(schema).map_err(|e| vec![e])?;
+    let violations = agentry_tools::schema::violations(&validator, &value);
+    if violations.is_empty() {
+        Ok(text.to_string())
+    } else {
+        Err(violations)
+    }
+}
+
+fn budget_amount(unit: &str, amount: i64) -> Value {
+    if unit == "tokens" {
+        json!(amount)
+    } else {
+        json!(crate::pricing::format_pico(amount))
+    }
+}
+
+/// One call to one model: cache lookup, budget reservation, the streamed call, and the
+/// attempt's cost event and budget settlement (committed here for a failed attempt, so the
+/// next attempt reserves afresh; returned to the step's commit for a successful one).
+async fn attempt_model(
+    exec: &mut Execution,
+    spec: &AgentSpec,
+    step: i64,
+    attempt: i64,
+    candidate: &Candidate,
+    request: &ChatRequest,
+    budgets: &RunBudgets,
+) -> Result<AttemptResult, ExecError> {
+    let label = candidate.label();
+    let chat = match exec.models.get(&candidate.provider) {
+        Some(m) => Arc::clone(m),
+        None => match exec
+            .platform
+            .chat_model(exec.scope.org(), &candidate.provider)
+            .await
+        {
+            Ok(m) => {
+                exec.models.insert(candidate.provider.clone(), m.clone());
+                m
+            }
+            Err(e) => return Ok(AttemptResult::Failed(ProviderError::new(e.code, e.message))),
+        },
+    };
+    let cache_key = spec.cache.map(|c| {
+        (
+            response_cache::cache_key(exec.org_id, &candidate.provider, request),
+            c,
+        )
+    });
+    if let Some((key, _)) = &cache_key
+        && let Some(response) = exec.platform.response_cache.get(key)
+    {
+        metrics::counter!("agentry_response_cache_total", "outcome" => "hit").increment(1);
+        let ledger = cost_event(
+            exec,
+            step,
+            attempt,
+            candidate,
+            &Usage::default(),
+            Some(0),
+            true,
+            "ok",
+        );
+        exec.pending_extra.push(ledger);
+        return Ok(AttemptResult::Answered {
+            response,
+            cache_hit: true,
+        });
+    }
+    let price = match exec.prices.get(&label) {
+        Some(p) => *p,
+        None => {
+            let p = exec
+                .platform
+                .price_for(exec.scope.org(), &candidate.provider, &candidate.model)
+                .await?;
+            if p.is_none() {
+                tracing::warn!(model = %label, "no price known for this model: its costs are recorded as unknown");
+            }
+            exec.prices.insert(label.clone(), p);
+            p
+        }
+    };
+    let held = if budgets.is_empty() {
+        Held::default()
+    } else {
+        let (max_in, max_out) = budget::max_tokens_of(
+            request,
+            request.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS),
+        );
+        let max_usage = Usage {
+            input_tokens: max_in,
+            output_tokens: max_out,
+            ..Default::default()
+        };
+        let max_cost = price.map(|(p, _)| p.cost_pico(&max_usage));
+        let max_tokens = i64::try_from(max_in + max_out).unwrap_or(i64::MAX);
+        match budgets
+            .reserve(&exec.platform, exec.run_id, step, max_cost, max_tokens)
+            .await?
+        {
+            Ok(held) => held,
+            Err(blocked) => return Ok(AttemptResult::Blocked(blocked)),
+        }
+    };
+
+    // A provider that keeps failing is not called until its breaker lets a probe through.
+    let breaker_key = breaker_provider(exec.org_id, &candidate.provider);
+    let permit = match exec.platform.breakers.acquire(
+        &breaker_key,
+        &candidate.model,
+        std::time::Instant::now(),
+    ) {
+        Ok(permit) => permit,
+        Err(open) => {
+            let settle = budgets.settle(exec.run_id, step, &held, None, &Usage::default());
+            if !settle.is_empty() {
+                exec.commit_with(vec![], vec![], RunChange::None, settle)
+                    .await?;
+            }
+            return Ok(AttemptResult::Failed(ProviderError::new(
+                ErrorCode::ProviderCircuitOpen,
+                format!(
+                    "{label} failed repeatedly; calls are paused for {}s until a probe succeeds",
+                    open.retry_in.as_secs().max(1)
+                ),
+            )));
+        }
+    };
+    // With output rules nobody sees unchecked text: the answer is shown once it is checked.
+    let live = !exec.guard.has_output_rules();
+    let clock = Instant::now();
+    let buffer = DeltaBuffer::default();
+    let result = {
+        let call = chat.chat(request, &buffer);
+        tokio::pin!(call);
+        // The first flush is one period away. (A fresh `interval`'s immediate first tick still
+        // waits for the timer wheel — up to a millisecond per model call.)
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + DELTA_FLUSH, DELTA_FLUSH);
+        loop {
+            tokio::select! {
+                result = &mut call => break result,
+                _ = ticker.tick(), if live => {
+                    let text = buffer.take();
+                    if !text.is_empty() {
+                        let ev = exec.event(event::MESSAGE_DELTA, json!({"step": step, "text": text}));
+                        exec.commit(vec![], vec![ev], RunChange::None).await?;
+                    }
+                }
+            }
+        }
+    };
+    let elapsed = clock.elapsed();
+    let outcome_kind = agentry_llm::outcome_of(&result);
+    exec.platform
+        .breakers
+        .record(permit, outcome_kind, std::time::Instant::now());
+    publish_breaker(
+        &exec.platform,
+        &breaker_key,
+        &candidate.provider,
+        &candidate.model,
+    );
+    metrics::histogram!("agentry_model_call_duration_seconds", "provider" => candidate.provider.clone())
+        .record(elapsed.as_secs_f64());
+    let rest = buffer.take();
+    let mut events = Vec::new();
+    if live && !rest.is_empty() {
+        events.push(exec.event(event::MESSAGE_DELTA, json!({"step": step, "text": rest})));
+    }
+    let (usage, outcome) = match &result {
+        Ok(r) => (r.usage, "ok"),
+        Err(e) => (e.usage, "error"),
+    };
+    let billed = usage.unwrap_or_default();
+    let cost = price.map(|(p, _)| p.cost_pico(&billed));
+    let mut extra = budgets.settle(exec.run_id, step, &held, cost, &billed);
+    if usage.is_some() {
+        extra.push(cost_event(
+            exec, step, attempt, candidate, &billed, cost, false, outcome,
+        ));
+    }
+    exec.last_call = Some(CallCost {
+        cost,
+        price_source: price.map(|(_, s)| s),
+        duration: elapsed,
+    });
+    match result {
+        Ok(response) => {
+            metrics::counter!("agentry_model_calls_total", "provider" => candidate.provider.clone(), "outcome" => "ok").increment(1);
+            if let Some((key, cache)) = cache_key {
+                exec.platform.response_cache.put(
+                    key,
+                    &response,
+                    Duration::from_secs(cache.ttl_seconds),
+                );
+                metrics::counter!("agentry_response_cache_total", "outcome" => "miss").increment(1);
+            }
+            exec.pending_extra.extend(extra);
+            exec.pending_events.extend(events);
+            Ok(AttemptResult::Answered {
+                response,
+                cache_hit: false,
+            })
+        }
+        Err(e) => {
+            metrics::counter!("agentry_model_calls_total", "provider" => candidate.provider.clone(), "outcome" => "error").increment(1);
+            events.push(exec.event(
+                event::LLM_FAILED,
+                json!({"step": step, "model": label, "code": e.code, "message": e.message,
+                       "attempts": e.attempts, "usage": usage,
+                       "cost_usd": cost.map(crate::pricing::format_pico)}),
+            ));
+            exec.commit_with(vec![], events, RunChange::None, extra)
+                .await?;
+            if usage.is_some() {
+                budgets.announce_thresholds(&exec.platform).await?;
+            }
+            Ok(AttemptResult::Failed(e))
+        }
+    }
+}
+
+/// The cost of the last answered call, for its `llm.completed` event.
+struct CallCost {
+    cost: Option<i64>,
+    price_source: Option<PriceSource>,
+    duration: Duration,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cost_event(
+    exec: &Execution,
+    step: i64,
+    attempt: i64,
+    candidate: &Candidate,
+    usage: &Usage,
+    cost: Option<i64>,
+    cache_hit: bool,
+    outcome: &'static str,
+) -> agentry_store::Statement {
+    let t = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    costs::insert_statement(&costs::CostEvent {
+        org_id: exec.org_id,
+        workspace_id: exec.subject.workspace_id,
+        run_id: exec.run_id,
+        step,
+        attempt,
+        agent_id: exec.subject.agent_id,
+        agent_version: exec.subject.agent_version,
+        api_key_id: exec.subject.api_key_id,
+        user_id: exec.subject.user_id,
+        end_user: exec.subject.end_user.clone(),
+        provider: candidate.provider.clone(),
+        model: candidate.model.clone(),
+        input_tokens: t(usage.input_tokens),
+        cache_read_tokens: t(usage.cache_read_tokens),
+        cache_write_tokens: t(usage.cache_write_tokens),
+        output_tokens: t(usage.output_tokens),
+        cost_pico: cost,
+        cache_hit,
+        outcome,
+        at: Utc::now(),
+    })
+}
+
+/// Journals the answered call with its cost event and settlement, and what follows from it.
+async fn finish_model_step(
+    exec: &mut Execution,
+    spec: &AgentSpec,
+    step: i64,
+    started_at: chrono::DateTime<Utc>,
+    mut events: Vec<NewEvent>,
+    response: ChatResponse,
+    candidate: &Candidate,
+) -> Result<Flow, ExecError> {
+    events.append(&mut exec.pending_events);
+    let extra = std::mem::take(&mut exec.pending_extra);
+    let mut response = response;
+    let mut output_blocked = None;
+    if exec.guard.has_output_rules()
+        && let Some(text) = &response.content
+    {
+        let checked = exec.guard.check_output(text);
+        response.content = Some(checked.text);
+        let found = guardrail_events(exec, Some(step), &checked.events);
+        events.extend(found);
+        if checked.blocked {
+            output_blocked = Some(rule_names(&checked.events));
+        }
+    }
+    let call = exec.last_call.take();
     let usage = response.usage.unwrap_or_default();
     metrics::counter!("agentry_model_tokens_total", "direction" => "input")
         .increment(usage.input_tokens);
@@ -447,16 +1070,32 @@ async fn call_model(
         usage,
         usage_reported: response.usage.is_some(),
     };
-    events.push(exec.event(
-        event::LLM_COMPLETED,
-        json!({
-            "step": step,
-            "model": response.model,
-            "usage": usage,
-            "finish_reason": response.finish_reason.as_str(),
-            "duration_ms": elapsed.as_millis() as u64,
-        }),
-    ));
+    let (cost, source, duration) = match &call {
+        Some(c) => (
+            json!(c.cost.map(crate::pricing::format_pico)),
+            json!(c.price_source.map(PriceSource::as_str)),
+            c.duration.as_millis() as u64,
+        ),
+        // Answered from the cache: free.
+        None => (json!("0"), json!("cache"), 0),
+    };
+    let mut data = json!({
+        "step": step,
+        "model": response.model,
+        "provider": candidate.provider,
+        "usage": usage,
+        "finish_reason": response.finish_reason.as_str(),
+        "duration_ms": duration,
+        "cost_usd": cost,
+        "price_source": source,
+    });
+    if call.as_ref().is_some_and(|c| c.cost.is_none()) {
+        data["warning"] = json!(format!(
+            "no price is known for {}: the cost is recorded as unknown",
+            candidate.label()
+        ));
+    }
+    events.push(exec.event(event::LLM_COMPLETED, data));
     let step_row = NewStep {
         idx: step,
         kind: "llm",
@@ -466,7 +1105,65 @@ async fn call_model(
     };
     exec.journal.push(JournalEntry { step, record });
     // What the reply leads to is committed with it: one transaction instead of two.
-    let (flow, change) = match next_action(&exec.journal, spec.max_steps) {
+    let action = match output_blocked {
+        Some(rules) => NextAction::Fail {
+            code: ErrorCode::GuardrailBlocked,
+            message: format!("the answer was blocked by guardrail rule(s): {rules}"),
+        },
+        None => next_action(&exec.journal, spec.max_steps),
+    };
+    // Structured output: an answer that does not match the schema goes back to the model with
+    // the violations (a journaled repair turn), a bounded number of times.
+    let mut steps = vec![step_row];
+    let action = match action {
+        NextAction::Complete { output } if spec.output_schema.is_some() => {
+            match check_structured(spec, &output) {
+                Ok(json) => NextAction::Complete { output: json },
+                Err(violations) => {
+                    let used = exec
+                        .journal
+                        .iter()
+                        .filter(|e| matches!(e.record, StepRecord::Feedback { .. }))
+                        .count() as u32;
+                    if used < spec.max_repair_turns {
+                        let content = format!(
+                            "Your answer does not match the required JSON Schema: {}. Answer again with only a JSON value that matches this schema: {}",
+                            violations.join("; "),
+                            spec.output_schema.clone().unwrap_or_default()
+                        );
+                        let record = StepRecord::Feedback { content };
+                        events.push(exec.event(
+                            event::OUTPUT_REPAIR,
+                            json!({"step": step + 1, "attempt": used + 1, "violations": violations}),
+                        ));
+                        steps.push(NewStep {
+                            idx: step + 1,
+                            kind: "feedback",
+                            record: serde_json::to_value(&record)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            started_at: Utc::now(),
+                            ended_at: Utc::now(),
+                        });
+                        exec.journal.push(JournalEntry {
+                            step: step + 1,
+                            record,
+                        });
+                        NextAction::CallModel { step: step + 2 }
+                    } else {
+                        NextAction::Fail {
+                            code: ErrorCode::OutputSchemaMismatch,
+                            message: format!(
+                                "the answer does not match the output schema after {used} repair turn(s): {}",
+                                violations.join("; ")
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        other => other,
+    };
+    let (flow, change) = match action {
         NextAction::RunTools { calls } => {
             let announced = exec.announce(&calls);
             events.extend(announced);
@@ -485,7 +1182,18 @@ async fn call_model(
         }
         NextAction::CallModel { .. } => (Flow::Continue, usage_change(exec)),
     };
-    exec.commit(vec![step_row], events, change).await?;
+    let settled = !extra.is_empty();
+    exec.commit_with(steps, events, change, extra).await?;
+    if settled {
+        let budgets = RunBudgets::load(
+            &exec.platform,
+            exec.org_id,
+            &exec.subject.budget_subject(),
+            started_at,
+        )
+        .await?;
+        budgets.announce_thresholds(&exec.platform).await?;
+    }
     Ok(flow)
 }
 
@@ -573,6 +1281,14 @@ async fn run_tools(
             (None, None) => {}
         }
         let ev = exec.event(event::TOOL_COMPLETED, data);
+        let mut events = vec![ev];
+        if exec.guard.has_tool_result_rules()
+            && let Some(v) = &result
+        {
+            let checked = exec.guard.check_tool_result(&p.call.name, &v.to_string());
+            let found = guardrail_events(exec, Some(p.step), &checked.events);
+            events.extend(found);
+        }
         let step_row = NewStep {
             idx: p.step,
             kind: "tool",
@@ -581,8 +1297,7 @@ async fn run_tools(
             started_at,
             ended_at: Utc::now(),
         };
-        exec.commit(vec![step_row], vec![ev], RunChange::None)
-            .await?;
+        exec.commit(vec![step_row], events, RunChange::None).await?;
         exec.journal.push(JournalEntry {
             step: p.step,
             record,

@@ -48,14 +48,25 @@ pub struct JournalEntry {
 }
 
 pub fn next_action(journal: &[JournalEntry], max_steps: u32) -> NextAction {
-    // The last model step decides; tool steps after it are its results.
-    let last_model = journal
+    // The last model step decides; tool steps after it are its results. A repair request
+    // after it asks the model again.
+    let last_turn = journal
         .iter()
-        .rev()
-        .find(|e| matches!(e.record, StepRecord::Llm { .. }));
-    let Some(last_model) = last_model else {
+        .filter(|e| {
+            matches!(
+                e.record,
+                StepRecord::Llm { .. } | StepRecord::Feedback { .. }
+            )
+        })
+        .max_by_key(|e| e.step);
+    let Some(last_model) = last_turn else {
         return NextAction::CallModel { step: 0 };
     };
+    if matches!(last_model.record, StepRecord::Feedback { .. }) {
+        return NextAction::CallModel {
+            step: last_model.step + 1,
+        };
+    }
     let StepRecord::Llm {
         content,
         tool_calls,
@@ -117,6 +128,7 @@ pub fn journal_messages(journal: &[JournalEntry]) -> Vec<Message> {
                 tool_calls: tool_calls.clone(),
                 tool_call_id: None,
             },
+            StepRecord::Feedback { content } => Message::user(content.clone()),
             StepRecord::Tool {
                 call_id,
                 result,
@@ -273,5 +285,37 @@ mod tests {
         let w = window_history(h, 3);
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].content.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_repair_request_asks_the_model_again_and_reads_as_a_user_message() {
+        let journal = vec![
+            JournalEntry {
+                step: 0,
+                record: StepRecord::Llm {
+                    model: "m".into(),
+                    content: Some("not json".into()),
+                    tool_calls: vec![],
+                    finish_reason: "stop".into(),
+                    usage: Default::default(),
+                    usage_reported: true,
+                },
+            },
+            JournalEntry {
+                step: 1,
+                record: StepRecord::Feedback {
+                    content: "answer with JSON".into(),
+                },
+            },
+        ];
+        assert_eq!(next_action(&journal, 10), NextAction::CallModel { step: 2 });
+        let messages = journal_messages(&journal);
+        assert_eq!(messages[1], Message::user("answer with JSON"));
+        assert_eq!(
+            next_action(&journal[..1], 10),
+            NextAction::Complete {
+                output: "not json".into()
+            }
+        );
     }
 }

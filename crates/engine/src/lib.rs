@@ -8,6 +8,7 @@
 //! committed journal ([`journal::next_action`]); the executor only performs that decision and
 //! commits its outcome (fenced by the job lease) before asking again.
 
+pub mod budget;
 pub mod config;
 pub mod error;
 mod executor;
@@ -16,6 +17,8 @@ pub mod mailer;
 mod models;
 pub mod notifier;
 mod platform;
+pub mod pricing;
+mod response_cache;
 pub mod secrets;
 pub mod service;
 pub mod vault;

@@ -121,3 +121,35 @@ impl Platform {
         Ok(model)
     }
 }
+
+impl Platform {
+    /// The price in effect now for `model` on the named provider: the org's overrides first,
+    /// then the catalogue by the provider's API host. `None` = unknown (recorded, not guessed).
+    pub(crate) async fn price_for(
+        &self,
+        scope: OrgScope,
+        provider: &str,
+        model: &str,
+    ) -> ServiceResult<Option<(crate::pricing::Price, crate::pricing::PriceSource)>> {
+        let now = chrono::Utc::now();
+        let rows = agentry_store::prices::for_model(&self.db, scope, model).await?;
+        if let Some(found) = crate::pricing::override_price(&rows, provider, now) {
+            return Ok(Some(found));
+        }
+        let base_url = match agentry_store::providers::get(&self.db, scope, provider).await? {
+            Some(row) => row.base_url,
+            None => match self
+                .config
+                .instance_providers
+                .iter()
+                .find(|p| p.name == provider)
+            {
+                Some(p) => p.base_url.clone(),
+                None => return Ok(None),
+            },
+        };
+        Ok(crate::pricing::api_host(&base_url)
+            .and_then(|host| crate::pricing::catalogue_price(&host, model, now))
+            .map(|p| (p, crate::pricing::PriceSource::Catalogue)))
+    }
+}

@@ -37,6 +37,9 @@ pub struct Platform {
     pub config: EngineConfig,
     pub notifier: Notifier,
     pub(crate) models: ModelCache,
+    pub(crate) response_cache: crate::response_cache::ResponseCache,
+    /// Circuit breakers per (org's provider, model); this process's view of provider health.
+    pub breakers: agentry_llm::CircuitBreakers,
     /// Each org's first workspace (the default one), which cannot be deleted: read once.
     default_workspaces: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, uuid::Uuid>>,
     /// Identifies this process in job leases.
@@ -58,6 +61,8 @@ impl Platform {
             oidc,
             mailer: parts.mailer,
             models: ModelCache::new(parts.http),
+            response_cache: Default::default(),
+            breakers: agentry_llm::CircuitBreakers::new(agentry_llm::BreakerConfig::default()),
             default_workspaces: Default::default(),
             vault: crate::vault::Vault::new(parts.db.clone(), parts.secrets, parts.reload_keys),
             db: parts.db,

@@ -40,17 +40,26 @@ impl Platform {
     }
 }
 
-/// Hourly: deletes audit entries past the configured retention. Every replica may run it; the
-/// delete is idempotent.
+/// Hourly: deletes audit entries past the configured retention. Every minute: gives back
+/// budget reservations of calls that never settled (a crashed worker). Every replica may run
+/// both; they are idempotent.
 async fn housekeeping(platform: Arc<Platform>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    let mut minutely = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            _ = hourly.tick() => {
                 match crate::service::audit::sweep(&platform).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "audit entries past retention deleted"),
                     Err(e) => tracing::warn!(error = %e.message, "audit retention sweep failed"),
+                }
+            }
+            _ = minutely.tick() => {
+                match agentry_store::budgets::release_expired(&platform.db, chrono::Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(released = n, "expired budget reservations released"),
+                    Err(e) => tracing::warn!(error = %e, "budget reservation sweep failed"),
                 }
             }
             _ = shutdown.changed() => return,
@@ -185,6 +194,22 @@ async fn run_job(platform: Arc<Platform>, job: ClaimedJob) {
             }
         }
     };
+    if job.kind == agentry_store::budgets::ALERT_JOB_KIND {
+        let result = crate::service::budgets::deliver_alert(&platform, job.target_id).await;
+        if let Err(e) = &result {
+            tracing::warn!(alert_id = %job.target_id, error = %e.message, "budget alert delivery failed");
+        }
+        // Delivery records its own outcome on the alert; the job is done either way.
+        let finished = async {
+            let mut tx = platform.db.begin().await?;
+            jobs::finish(&mut tx, &job.lease(), Utc::now()).await?;
+            tx.commit().await
+        };
+        if let Err(e) = finished.await {
+            tracing::warn!(alert_id = %job.target_id, error = %e, "finishing the alert job failed");
+        }
+        return;
+    }
     if job.kind == agentry_store::org_tasks::JOB_KIND {
         tokio::select! {
             result = run_org_task(&platform, &job) => if let Err(e) = result {

@@ -2,15 +2,15 @@
 //! chat-completions shape the behaviours and the planner understand, and writing a [`Plan`] as
 //! Anthropic's message object, event stream and error bodies.
 
-use crate::plan::{Completion, Plan, PlanBody};
+use crate::plan::{Completion, Pacing, Plan, PlanBody, filtered_completion};
 use crate::render::{Frame, error_response, json_response, sse_response, streamed_response};
+use crate::reply::Failure;
 use crate::wire::Meta;
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
-use std::time::Duration;
 
 /// Rewrites a Messages API body as a chat-completions body: `system` becomes a system message,
 /// `tool_use` blocks become `tool_calls`, `tool_result` blocks become `tool` messages (before
@@ -131,6 +131,7 @@ fn stop_reason(finish_reason: &str) -> &str {
         "stop" => "end_turn",
         "tool_calls" => "tool_use",
         "length" => "max_tokens",
+        "content_filter" => "refusal",
         other => other,
     }
 }
@@ -271,30 +272,55 @@ pub(crate) async fn render(plan: Plan, meta: Meta, stream: bool) -> Response {
     if !plan.delay.is_zero() {
         tokio::time::sleep(plan.delay).await;
     }
-    match plan.body {
+    let body = match plan.body {
+        // Anthropic refuses in a 200 answer.
+        PlanBody::Failure(Failure::ContentFilter) => PlanBody::Complete(filtered_completion()),
+        other => other,
+    };
+    let early = |usage: Option<(u64, u64)>| usage.map(|usage| usage_object(Some(usage), None, 1));
+    match body {
         PlanBody::Error {
             status,
             body,
             headers,
         } => error_response(status, body, &headers, default_error_body),
+        PlanBody::Failure(failure) => {
+            let (status, kind, message) = match failure {
+                Failure::ContextOverflow => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "prompt is too long: 210000 tokens > 200000 maximum",
+                ),
+                Failure::QuotaExhausted | Failure::ContentFilter => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.",
+                ),
+            };
+            json_response(status, &error_body(kind, message))
+        }
         PlanBody::Complete(completion) if stream => {
-            sse_response(completion_frames(&meta, &completion), plan.chunk_delay)
+            sse_response(completion_frames(&meta, &completion), plan.pacing)
         }
         PlanBody::Complete(completion) => {
             json_response(StatusCode::OK, &message(&meta, &completion))
         }
-        PlanBody::StreamError { pieces, error } if stream => {
-            let mut frames = text_start(&meta, &pieces, None);
+        PlanBody::StreamError {
+            pieces,
+            error,
+            usage,
+        } if stream => {
+            let mut frames = text_start(&meta, &pieces, early(usage));
             frames.push_back(event("error", &error_body(&error.kind, &error.message)));
-            sse_response(frames, plan.chunk_delay)
+            sse_response(frames, plan.pacing)
         }
         PlanBody::StreamError { error, .. } => {
             json_response(StatusCode::OK, &error_body(&error.kind, &error.message))
         }
-        PlanBody::Cut { pieces, .. } if stream => {
-            let mut frames = text_start(&meta, &pieces, None);
+        PlanBody::Cut { pieces, usage, .. } if stream => {
+            let mut frames = text_start(&meta, &pieces, early(usage));
             frames.push_back(Frame::Abort);
-            sse_response(frames, plan.chunk_delay)
+            sse_response(frames, plan.pacing)
         }
         PlanBody::Cut { text, .. } => {
             let full = json!({"id": meta.id, "type": "message", "content":
@@ -302,7 +328,7 @@ pub(crate) async fn render(plan: Plan, meta: Meta, stream: bool) -> Response {
             .to_string();
             let half: String = full.chars().take(full.chars().count() / 2).collect();
             let frames = VecDeque::from([Frame::Data(Bytes::from(half)), Frame::Abort]);
-            streamed_response("application/json", frames, Duration::ZERO)
+            streamed_response("application/json", frames, Pacing::default())
         }
     }
 }

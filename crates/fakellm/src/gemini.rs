@@ -4,15 +4,15 @@
 //! `GenerateContentResponse` objects, SSE stream and error bodies. Like Gemini, the fake sends
 //! function calls whole and without ids.
 
-use crate::plan::{Completion, Plan, PlanBody};
+use crate::plan::{Completion, Pacing, Plan, PlanBody};
 use crate::render::{Frame, error_response, json_response, sse_response, streamed_response};
+use crate::reply::Failure;
 use crate::wire::{Meta, sse_data};
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
-use std::time::Duration;
 
 /// Rewrites a `generateContent` body as a chat-completions body: `systemInstruction` becomes a
 /// system message, `model` contents become assistant messages with `tool_calls`,
@@ -210,8 +210,37 @@ pub(crate) async fn render(plan: Plan, meta: Meta, stream: bool) -> Response {
             body,
             headers,
         } => error_response(status, body, &headers, default_error_body),
+        PlanBody::Failure(Failure::ContentFilter) => {
+            // The prompt itself was blocked: a 200 answer without candidates.
+            let blocked = json!({
+                "promptFeedback": {"blockReason": "SAFETY"},
+                "modelVersion": meta.model,
+                "responseId": meta.id,
+            });
+            if stream {
+                sse_response(VecDeque::from([data(&blocked)]), plan.pacing)
+            } else {
+                json_response(StatusCode::OK, &blocked)
+            }
+        }
+        PlanBody::Failure(failure) => {
+            let (status, name, message) = match failure {
+                Failure::ContextOverflow => (
+                    400,
+                    "INVALID_ARGUMENT",
+                    "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+                ),
+                _ => (
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "You exceeded your current quota, please check your plan and billing details.",
+                ),
+            };
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            json_response(status, &error_body(status.as_u16(), name, message))
+        }
         PlanBody::Complete(completion) if stream => {
-            sse_response(completion_frames(&meta, &completion), plan.chunk_delay)
+            sse_response(completion_frames(&meta, &completion), plan.pacing)
         }
         PlanBody::Complete(completion) => {
             let mut parts = Vec::new();
@@ -227,25 +256,29 @@ pub(crate) async fn render(plan: Plan, meta: Meta, stream: bool) -> Response {
             );
             json_response(StatusCode::OK, &body)
         }
-        PlanBody::StreamError { pieces, error } if stream => {
-            let mut frames = text_frames(&meta, &pieces, None);
+        PlanBody::StreamError {
+            pieces,
+            error,
+            usage,
+        } if stream => {
+            let mut frames = text_frames(&meta, &pieces, usage.map(|(prompt, _)| prompt));
             frames.push_back(data(&error_body(503, &error.kind, &error.message)));
-            sse_response(frames, plan.chunk_delay)
+            sse_response(frames, plan.pacing)
         }
         PlanBody::StreamError { error, .. } => json_response(
             StatusCode::OK,
             &error_body(503, &error.kind, &error.message),
         ),
-        PlanBody::Cut { pieces, .. } if stream => {
-            let mut frames = text_frames(&meta, &pieces, None);
+        PlanBody::Cut { pieces, usage, .. } if stream => {
+            let mut frames = text_frames(&meta, &pieces, usage.map(|(prompt, _)| prompt));
             frames.push_back(Frame::Abort);
-            sse_response(frames, plan.chunk_delay)
+            sse_response(frames, plan.pacing)
         }
         PlanBody::Cut { text, .. } => {
             let full = response(&meta, vec![json!({"text": text})], None, None).to_string();
             let half: String = full.chars().take(full.chars().count() / 2).collect();
             let frames = VecDeque::from([Frame::Data(Bytes::from(half)), Frame::Abort]);
-            streamed_response("application/json", frames, Duration::ZERO)
+            streamed_response("application/json", frames, Pacing::default())
         }
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Routes: `POST /v1/chat/completions` (streaming and not), `POST /v1/messages` (Anthropic),
 //! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (Gemini),
-//! `GET /v1/models`, and the admin routes `POST /_fake/script {"model", "replies"}`,
+//! `POST /v1/embeddings` and `POST /v1beta/models/{model}:batchEmbedContents` (deterministic
+//! vectors from a hash of each input, see [`embedding_vector`]), `GET /v1/models`, and the
+//! admin routes `POST /_fake/script {"model", "replies"}`,
 //! `DELETE /_fake/script`, `GET /_fake/requests` and `DELETE /_fake/requests`. The same scripts
 //! and behaviours answer on every protocol route, each in its own wire format.
 //!
@@ -16,6 +18,13 @@
 //! - any other name (`echo`): calls `calculator` with the arithmetic expression of the last user
 //!   message when that tool is offered and not yet answered, answers `The answer is <result>.`
 //!   after a tool result, and `You said: <last user message>` otherwise.
+//!
+//! Besides text and tool calls, scripts can fail the way providers do: HTTP errors with
+//! headers (`retry-after`, `retry-after-ms`), error events inside a 200 stream, cut streams,
+//! provider-specific [`Failure`]s (context overflow, exhausted quota, content-filter refusal)
+//! written in each protocol's own words, and content-filtered answers. Stream pacing options
+//! add SSE comment lines (OpenRouter's keep-alives) or split the body into tiny byte chunks
+//! (UTF-8 sequences across network reads).
 //!
 //! Model names take modifiers: `echo+latency=200+chunk_delay=20` delays the response start by
 //! 200 ms and each stream chunk by 20 ms (scripted replies' own delays take precedence).
@@ -29,6 +38,7 @@
 
 mod anthropic;
 mod behaviour;
+mod embeddings;
 mod gemini;
 mod plan;
 mod render;
@@ -43,8 +53,10 @@ mod wire;
 #[allow(clippy::unwrap_used)]
 mod tests;
 
+pub use embeddings::embedding_vector;
 pub use reply::{
-    CacheUsage, Reply, ReplyKind, ReplyOptions, ScriptedCall, StreamErrorBody, UsageOverride,
+    CacheUsage, Failure, Reply, ReplyKind, ReplyOptions, ScriptedCall, StreamErrorBody,
+    UsageOverride,
 };
 pub use routes::router;
 pub use server::{FakeLlmHandle, start, start_with};

@@ -1,7 +1,7 @@
 //! Turns a [`Reply`] and the request it answers into a [`Plan`]: the exact pieces, ids, token
 //! counts and delays the renderer writes. Pure, so the wire-level choices are unit-testable.
 
-use crate::reply::{Reply, ReplyKind, StreamErrorBody};
+use crate::reply::{Failure, Reply, ReplyKind, StreamErrorBody};
 use crate::request::ChatView;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +13,18 @@ const DEFAULT_PARTIAL_TEXT: &str = "This answer will fail partway through the st
 pub(crate) struct Plan {
     pub(crate) body: PlanBody,
     pub(crate) delay: Duration,
+    pub(crate) pacing: Pacing,
+}
+
+/// How a streamed body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pacing {
+    /// Wait between written pieces.
     pub(crate) chunk_delay: Duration,
+    /// Precede every SSE event with a comment line.
+    pub(crate) sse_comments: bool,
+    /// Cut the body into pieces of at most this many bytes.
+    pub(crate) byte_chunks: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +38,17 @@ pub(crate) enum PlanBody {
     StreamError {
         pieces: Vec<String>,
         error: StreamErrorBody,
+        /// Usage reported at the start of the stream (Anthropic's `message_start`, Gemini's
+        /// chunks) before the error; only with an explicit usage override.
+        usage: Option<(u64, u64)>,
     },
     Cut {
         text: String,
         pieces: Vec<String>,
+        /// As for `StreamError`.
+        usage: Option<(u64, u64)>,
     },
+    Failure(Failure),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +71,18 @@ pub(crate) struct PlannedCall {
     pub(crate) arguments: String,
     /// The argument fragments a stream sends, in order; they join to `arguments`.
     pub(crate) fragments: Vec<String>,
+}
+
+/// An answer the content filter emptied: no text, no calls, `content_filter`.
+pub(crate) fn filtered_completion() -> Completion {
+    Completion {
+        text: None,
+        pieces: Vec::new(),
+        calls: Vec::new(),
+        finish_reason: "content_filter",
+        usage: None,
+        cache: None,
+    }
 }
 
 /// Delays that apply when the reply sets none (from the model name's modifiers).
@@ -82,6 +111,12 @@ pub(crate) fn plan(reply: Reply, view: &ChatView<'_>, defaults: DefaultDelays) -
             ),
         })
     };
+    // Streams that fail report usage early only when the script asks for specific numbers,
+    // so existing scripts keep their exact wire output.
+    let early_usage = options
+        .usage
+        .filter(|_| !options.omit_usage)
+        .map(|usage| (usage.prompt_tokens, usage.completion_tokens));
     let cache = options
         .cache_usage
         .filter(|_| !options.omit_usage)
@@ -149,17 +184,29 @@ pub(crate) fn plan(reply: Reply, view: &ChatView<'_>, defaults: DefaultDelays) -
             PlanBody::StreamError {
                 pieces: first_pieces(&text, after_chunks),
                 error,
+                usage: early_usage,
             }
         }
         ReplyKind::Cut { text, after_chunks } => PlanBody::Cut {
             pieces: first_pieces(&text, after_chunks),
             text,
+            usage: early_usage,
         },
+        ReplyKind::Failure { failure } => PlanBody::Failure(failure),
+        ReplyKind::ContentFiltered => PlanBody::Complete(Completion {
+            usage: usage(0),
+            cache,
+            ..filtered_completion()
+        }),
     };
     Plan {
         body,
         delay: Duration::from_millis(delay),
-        chunk_delay: Duration::from_millis(chunk_delay),
+        pacing: Pacing {
+            chunk_delay: Duration::from_millis(chunk_delay),
+            sse_comments: options.sse_comments,
+            byte_chunks: options.byte_chunks.map(|bytes| bytes.max(1)),
+        },
     }
 }
 
@@ -297,14 +344,14 @@ mod tests {
         };
         let from_name = plan(Reply::text("a"), &ChatView::new(&body), defaults);
         assert_eq!(from_name.delay, Duration::from_millis(10));
-        assert_eq!(from_name.chunk_delay, Duration::from_millis(2));
+        assert_eq!(from_name.pacing.chunk_delay, Duration::from_millis(2));
         let from_reply = plan(
             Reply::text("a").with_delay_ms(0).with_chunk_delay_ms(5),
             &ChatView::new(&body),
             defaults,
         );
         assert_eq!(from_reply.delay, Duration::ZERO);
-        assert_eq!(from_reply.chunk_delay, Duration::from_millis(5));
+        assert_eq!(from_reply.pacing.chunk_delay, Duration::from_millis(5));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Writes a [`Plan`] as an HTTP response: a JSON completion or an SSE stream, with the planned
 //! delays, and with a dropped connection for `cut` replies.
 
-use crate::plan::{Completion, Plan, PlanBody};
+use crate::plan::{Completion, Pacing, Plan, PlanBody};
+use crate::reply::Failure;
 use crate::wire::{self, Meta};
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -40,17 +42,18 @@ pub(crate) async fn render(plan: Plan, meta: Meta, mode: Mode) -> Response {
         } => error_response(status, body, &headers, openai_error_body),
         PlanBody::Complete(completion) if mode.stream => {
             let frames = completion_frames(&meta, &completion, mode.include_usage);
-            sse_response(frames, plan.chunk_delay)
+            sse_response(frames, plan.pacing)
         }
         PlanBody::Complete(completion) => {
             json_response(StatusCode::OK, &wire::completion(&meta, &completion))
         }
-        PlanBody::StreamError { pieces, error } if mode.stream => {
+        PlanBody::Failure(failure) => openai_failure(failure),
+        PlanBody::StreamError { pieces, error, .. } if mode.stream => {
             let mut frames = text_frames(&meta, &pieces, mode.include_usage);
             let event =
                 serde_json::json!({"error": {"message": error.message, "type": error.kind}});
             frames.push_back(data_frame(&event));
-            sse_response(frames, plan.chunk_delay)
+            sse_response(frames, plan.pacing)
         }
         PlanBody::StreamError { error, .. } => json_response(
             StatusCode::OK,
@@ -59,7 +62,7 @@ pub(crate) async fn render(plan: Plan, meta: Meta, mode: Mode) -> Response {
         PlanBody::Cut { pieces, .. } if mode.stream => {
             let mut frames = text_frames(&meta, &pieces, mode.include_usage);
             frames.push_back(Frame::Abort);
-            sse_response(frames, plan.chunk_delay)
+            sse_response(frames, plan.pacing)
         }
         PlanBody::Cut { text, .. } => {
             let full = wire::completion(
@@ -76,7 +79,7 @@ pub(crate) async fn render(plan: Plan, meta: Meta, mode: Mode) -> Response {
             .to_string();
             let half: String = full.chars().take(full.chars().count() / 2).collect();
             let frames = VecDeque::from([Frame::Data(Bytes::from(half)), Frame::Abort]);
-            streamed_response("application/json", frames, Duration::ZERO)
+            streamed_response("application/json", frames, Pacing::default())
         }
     }
 }
@@ -147,15 +150,56 @@ fn completion_frames(meta: &Meta, completion: &Completion, include_usage: bool) 
     frames
 }
 
-pub(crate) fn sse_response(frames: VecDeque<Frame>, chunk_delay: Duration) -> Response {
-    streamed_response("text/event-stream", frames, chunk_delay)
+/// The comment line OpenRouter sends while a request waits upstream.
+pub(crate) const SSE_COMMENT: &[u8] = b": OPENROUTER PROCESSING\n\n";
+
+pub(crate) fn sse_response(frames: VecDeque<Frame>, pacing: Pacing) -> Response {
+    let frames = if pacing.sse_comments {
+        frames
+            .into_iter()
+            .flat_map(|frame| match frame {
+                Frame::Data(bytes) => vec![
+                    Frame::Data(Bytes::from_static(SSE_COMMENT)),
+                    Frame::Data(bytes),
+                ],
+                Frame::Abort => vec![Frame::Abort],
+            })
+            .collect()
+    } else {
+        frames
+    };
+    streamed_response("text/event-stream", frames, pacing)
+}
+
+/// Cuts data frames into pieces of at most `size` bytes (ignoring UTF-8 boundaries on purpose).
+fn rechunk(frames: VecDeque<Frame>, size: usize) -> VecDeque<Frame> {
+    let mut out = VecDeque::new();
+    for frame in frames {
+        match frame {
+            Frame::Data(bytes) => {
+                let mut offset = 0;
+                while offset < bytes.len() {
+                    let end = (offset + size).min(bytes.len());
+                    out.push_back(Frame::Data(bytes.slice(offset..end)));
+                    offset = end;
+                }
+            }
+            Frame::Abort => out.push_back(Frame::Abort),
+        }
+    }
+    out
 }
 
 pub(crate) fn streamed_response(
     content_type: &str,
     frames: VecDeque<Frame>,
-    chunk_delay: Duration,
+    pacing: Pacing,
 ) -> Response {
+    let chunk_delay = pacing.chunk_delay;
+    let frames = match pacing.byte_chunks {
+        Some(size) => rechunk(frames, size),
+        None => frames,
+    };
     // With no pacing and no scripted cut, send the whole stream in one write: a real provider's
     // network coalesces too, and the benchmark should not measure the fake's write pattern.
     if chunk_delay.is_zero() && frames.iter().all(|f| matches!(f, Frame::Data(_))) {
@@ -253,6 +297,32 @@ pub(crate) fn error_response(
         }
     }
     response
+}
+
+/// A provider failure in OpenAI's words. A content-filter refusal is Azure's 400 with code
+/// `content_filter`.
+fn openai_failure(failure: Failure) -> Response {
+    let (status, body) = match failure {
+        Failure::ContextOverflow => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": {
+                "message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. Please reduce the length of the messages.",
+                "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+        ),
+        Failure::QuotaExhausted => (
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": {
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}),
+        ),
+        Failure::ContentFilter => (
+            StatusCode::BAD_REQUEST,
+            json!({"error": {
+                "message": "The response was filtered due to the prompt triggering the content management policy.",
+                "type": null, "param": "prompt", "code": "content_filter", "status": 400}}),
+        ),
+    };
+    json_response(status, &body)
 }
 
 /// The OpenAI error `type` that goes with a status, so clients that branch on it see the usual.

@@ -48,6 +48,30 @@ pub enum ReplyKind {
     /// A stream that sends `after_chunks` pieces of `text`, then drops the connection without a
     /// `finish_reason` or `[DONE]`. Non-streaming requests get half a JSON body, then the drop.
     Cut { text: String, after_chunks: usize },
+    /// A provider-specific failure, written the way each protocol really reports it (status
+    /// and error body); see [`Failure`].
+    Failure { failure: Failure },
+    /// The content filter withheld the answer: a 200 answer with no text, ending with
+    /// `finish_reason: content_filter` (OpenAI), `stop_reason: refusal` (Anthropic) or
+    /// `finishReason: SAFETY` (Gemini).
+    ContentFiltered,
+}
+
+/// Failures that each protocol reports in its own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// The prompt exceeds the context window: OpenAI 400 `context_length_exceeded`, Anthropic
+    /// 400 "prompt is too long", Gemini 400 "input token count ... exceeds the maximum number
+    /// of tokens".
+    ContextOverflow,
+    /// No quota or credit left: OpenAI 429 `insufficient_quota`, Anthropic 400 "credit balance
+    /// is too low", Gemini 429 `RESOURCE_EXHAUSTED` with quota wording (no retry delay).
+    QuotaExhausted,
+    /// The request was refused by the content filter: OpenAI/Azure 400 with code
+    /// `content_filter`; Anthropic and Gemini answer 200 with a refusal, as for
+    /// [`ReplyKind::ContentFiltered`].
+    ContentFilter,
 }
 
 /// A tool call in a `tool_calls` reply. `arguments` is sent verbatim, so it may be invalid JSON.
@@ -92,6 +116,14 @@ pub struct ReplyOptions {
     /// servers that ignore `"stream": true`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_stream: bool,
+    /// Put an SSE comment line (`: OPENROUTER PROCESSING`) before every event of a stream,
+    /// like OpenRouter's keep-alives.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sse_comments: bool,
+    /// Write stream bodies in pieces of at most this many bytes (with `chunk_delay_ms` between
+    /// them), splitting events and UTF-8 sequences across network chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_chunks: Option<usize>,
 }
 
 /// Prompt-cache token counts of a reply (see [`ReplyOptions::cache_usage`]).
@@ -227,6 +259,29 @@ impl Reply {
         self
     }
 
+    /// A provider-specific failure in each protocol's own words.
+    pub fn failure(failure: Failure) -> Self {
+        Self::new(ReplyKind::Failure { failure })
+    }
+
+    /// An answer withheld by the content filter.
+    pub fn content_filtered() -> Self {
+        Self::new(ReplyKind::ContentFiltered)
+    }
+
+    /// Precedes every stream event with an SSE comment line.
+    pub fn with_sse_comments(mut self) -> Self {
+        self.options.sse_comments = true;
+        self
+    }
+
+    /// Writes the stream in pieces of at most `bytes` bytes, `chunk_delay_ms` apart.
+    pub fn in_byte_chunks(mut self, bytes: usize, chunk_delay_ms: u64) -> Self {
+        self.options.byte_chunks = Some(bytes.max(1));
+        self.options.chunk_delay_ms = Some(chunk_delay_ms);
+        self
+    }
+
     pub fn without_usage(mut self) -> Self {
         self.options.omit_usage = true;
         self
@@ -277,6 +332,17 @@ mod tests {
             panic!("wrong kind: {stream_error:?}");
         };
         assert_eq!(error.kind, "overloaded");
+
+        let failure = parse(json!({"type": "failure", "failure": "quota_exhausted"}));
+        assert_eq!(failure, Reply::failure(Failure::QuotaExhausted));
+        let filtered = parse(json!({"type": "content_filtered", "sse_comments": true,
+            "byte_chunks": 3, "chunk_delay_ms": 1}));
+        assert_eq!(
+            filtered,
+            Reply::content_filtered()
+                .with_sse_comments()
+                .in_byte_chunks(3, 1)
+        );
 
         let cut = parse(json!({"type": "cut", "text": "a b c", "after_chunks": 2,
             "chunk_delay_ms": 3, "usage": {"prompt_tokens": 1, "completion_tokens": 2}}));

@@ -4,6 +4,7 @@
 
 use crate::anthropic;
 use crate::behaviour::{ModelSpec, builtin_reply};
+use crate::embeddings::{self, EmbedProtocol};
 use crate::gemini;
 use crate::plan::{DefaultDelays, plan};
 use crate::render::{Mode, json_response, render};
@@ -32,6 +33,7 @@ pub fn router(fake: FakeLlm) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1beta/models/{model_action}", post(gemini_generate))
         .route("/v1/models", get(models))
         .route("/_fake/script", post(push_script).delete(clear_scripts))
@@ -78,6 +80,18 @@ async fn gemini_generate(
     let (model, stream) = match model_action.rsplit_once(':') {
         Some((model, "generateContent")) => (model, false),
         Some((model, "streamGenerateContent")) => (model, true),
+        Some((model, "batchEmbedContents")) => {
+            let path = format!("/v1beta/models/{model_action}");
+            return embed(
+                fake,
+                headers,
+                body,
+                EmbedProtocol::Gemini,
+                Some(model),
+                path,
+            )
+            .await;
+        }
         _ => return not_found().await,
     };
     let model = model.to_string();
@@ -89,6 +103,51 @@ async fn gemini_generate(
         Some(model),
     )
     .await
+}
+
+async fn openai_embeddings(
+    State(fake): State<FakeLlm>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = "/v1/embeddings".to_string();
+    embed(fake, headers, body, EmbedProtocol::OpenAi, None, path).await
+}
+
+async fn embed(
+    fake: FakeLlm,
+    headers: HeaderMap,
+    body: Bytes,
+    protocol: EmbedProtocol,
+    path_model: Option<&str>,
+    path: String,
+) -> Response {
+    let authorization = header_text(&headers, header::AUTHORIZATION.as_str());
+    let api_key = header_text(&headers, "x-goog-api-key");
+    let json: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let model = path_model.map_or_else(
+        || {
+            json.get("model")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        },
+        str::to_string,
+    );
+    let reply = fake.next_script(&model);
+    fake.record(RecordedRequest {
+        model: model.clone(),
+        body: json.clone(),
+        stream: false,
+        authorization,
+        api_key,
+        path,
+    });
+    if !json.is_object() {
+        return invalid_request("request body is not a JSON object");
+    }
+    embeddings::answer(protocol, &model, &json, reply).await
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -107,6 +166,19 @@ async fn chat(
     let authorization = header_text(&headers, header::AUTHORIZATION.as_str());
     let api_key =
         header_text(&headers, "x-api-key").or_else(|| header_text(&headers, "x-goog-api-key"));
+    let path = match (protocol, &path_model) {
+        (Protocol::OpenAi, _) => "/v1/chat/completions".to_string(),
+        (Protocol::Anthropic, _) => "/v1/messages".to_string(),
+        (Protocol::Gemini { stream }, model) => format!(
+            "/v1beta/models/{}:{}",
+            model.as_deref().unwrap_or_default(),
+            if stream {
+                "streamGenerateContent"
+            } else {
+                "generateContent"
+            }
+        ),
+    };
     let invalid = |message: &str| match protocol {
         Protocol::Gemini { .. } => json_response(
             StatusCode::BAD_REQUEST,
@@ -127,6 +199,7 @@ async fn chat(
                 stream: false,
                 authorization,
                 api_key,
+                path,
             });
             return invalid(&format!("request body is not valid JSON: {error}"));
         }
@@ -169,6 +242,7 @@ async fn chat(
         stream: requested_stream,
         authorization,
         api_key,
+        path,
     });
     let Some(planned) = planned else {
         return invalid("you must provide a model parameter");

@@ -25,6 +25,9 @@ pub struct RecordedRequest {
     /// The `x-api-key` (Anthropic) or `x-goog-api-key` (Gemini) header, verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// The request path, e.g. `/v1/chat/completions` or `/v1/embeddings`.
+    #[serde(default)]
+    pub path: String,
 }
 
 /// The fake model server's state. Cheap to clone; clones share state. Serve it with
@@ -146,6 +149,7 @@ mod tests {
             stream: false,
             authorization: None,
             api_key: None,
+            path: String::new(),
         }
     }
 

@@ -530,3 +530,153 @@ async fn serves_gemini_generate_content() {
     assert!(recorded[0].stream);
     assert!(!recorded[1].stream);
 }
+
+#[tokio::test]
+async fn serves_deterministic_embeddings_in_both_protocols() {
+    let fake = FakeLlm::new();
+    let answer = call(
+        &fake,
+        "POST",
+        "/v1/embeddings",
+        json!({"model": "e", "input": ["ab", "cdefg"], "dimensions": 4}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let body: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    // Last-first, so clients must order by index.
+    assert_eq!(body["data"][0]["index"], 1);
+    let vector: Vec<f32> = serde_json::from_value(body["data"][1]["embedding"].clone()).unwrap();
+    assert_eq!(vector, crate::embedding_vector("ab", 4));
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 3, "total_tokens": 3})
+    );
+
+    let answer = call(
+        &fake,
+        "POST",
+        "/v1beta/models/e:batchEmbedContents",
+        json!({"requests": [{"content": {"parts": [{"text": "ab"}]}}]}),
+    )
+    .await;
+    let body: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    let vector: Vec<f32> = serde_json::from_value(body["embeddings"][0]["values"].clone()).unwrap();
+    assert_eq!(vector, crate::embedding_vector("ab", 8));
+
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/v1/embeddings", "/v1beta/models/e:batchEmbedContents"]
+    );
+}
+
+#[tokio::test]
+async fn embeddings_follow_error_scripts() {
+    let fake = FakeLlm::new();
+    fake.push_script(
+        "e",
+        vec![
+            Reply::error(503).with_header("retry-after", "1"),
+            Reply::failure(crate::Failure::QuotaExhausted),
+        ],
+    );
+    let body = json!({"model": "e", "input": "x"});
+    let answer = call(&fake, "POST", "/v1/embeddings", body.clone()).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers["retry-after"], "1");
+    let answer = call(&fake, "POST", "/v1/embeddings", body).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    let error: Value = serde_json::from_str(&answer.body.unwrap()).unwrap();
+    assert_eq!(error["error"]["code"], "insufficient_quota");
+}
+
+#[tokio::test]
+async fn failures_are_written_in_each_protocols_words() {
+    use crate::Failure;
+    let fake = FakeLlm::new();
+    let chat_body = json!({"model": "m", "messages": user("hi"), "stream": true});
+    let anthropic_body = json!({"model": "m", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let gemini_body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let gemini_uri = "/v1beta/models/m:streamGenerateContent?alt=sse";
+
+    fake.push_script("m", vec![Reply::failure(Failure::ContextOverflow)]);
+    let answer = chat(&fake, chat_body.clone()).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.body.unwrap().contains("context_length_exceeded"));
+    fake.push_script("m", vec![Reply::failure(Failure::ContextOverflow)]);
+    let answer = call(&fake, "POST", "/v1/messages", anthropic_body.clone()).await;
+    assert!(answer.body.unwrap().contains("prompt is too long"));
+    fake.push_script("m", vec![Reply::failure(Failure::ContextOverflow)]);
+    let answer = call(&fake, "POST", gemini_uri, gemini_body.clone()).await;
+    assert!(
+        answer
+            .body
+            .unwrap()
+            .contains("exceeds the maximum number of tokens")
+    );
+
+    fake.push_script("m", vec![Reply::failure(Failure::QuotaExhausted)]);
+    let answer = chat(&fake, chat_body.clone()).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(answer.body.unwrap().contains("insufficient_quota"));
+    fake.push_script("m", vec![Reply::failure(Failure::QuotaExhausted)]);
+    let answer = call(&fake, "POST", gemini_uri, gemini_body.clone()).await;
+    assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(answer.body.unwrap().contains("RESOURCE_EXHAUSTED"));
+
+    // Content filtering: a 200 refusal in each protocol's form.
+    fake.push_script("m", vec![Reply::content_filtered()]);
+    let events = json_events(&chat(&fake, chat_body).await.body.unwrap());
+    assert_eq!(
+        events.last().unwrap()["choices"][0]["finish_reason"],
+        "content_filter"
+    );
+    fake.push_script("m", vec![Reply::content_filtered()]);
+    let answer = call(&fake, "POST", "/v1/messages", anthropic_body).await;
+    let events = named_events(&answer.body.unwrap());
+    let delta = events
+        .iter()
+        .find(|(name, _)| name == "message_delta")
+        .unwrap();
+    assert_eq!(delta.1["delta"]["stop_reason"], "refusal");
+    fake.push_script("m", vec![Reply::failure(Failure::ContentFilter)]);
+    let answer = call(&fake, "POST", gemini_uri, gemini_body).await;
+    let events = json_events(&answer.body.unwrap());
+    assert_eq!(events[0]["promptFeedback"]["blockReason"], "SAFETY");
+}
+
+#[tokio::test]
+async fn sse_comments_and_byte_chunks() {
+    let fake = FakeLlm::new();
+    fake.push_script(
+        "m",
+        vec![Reply::text("hé").with_sse_comments().in_byte_chunks(2, 0)],
+    );
+    let body = json!({"model": "m", "messages": user("hi"), "stream": true});
+    let answer = chat(&fake, body).await.body.unwrap();
+    let comments = answer.matches(": OPENROUTER PROCESSING\n\n").count();
+    let data = answer.matches("data: ").count();
+    assert_eq!(comments, data);
+    // Without the comments, the same events as always.
+    let plain = answer.replace(": OPENROUTER PROCESSING\n\n", "");
+    let events = json_events(&plain);
+    assert_eq!(events[1]["choices"][0]["delta"]["content"], "hé");
+}
+
+#[tokio::test]
+async fn failing_streams_report_scripted_usage_first() {
+    let fake = FakeLlm::new();
+    fake.push_script("m", vec![Reply::stream_error(0, "boom").with_usage(9, 1)]);
+    let body = json!({"model": "m", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let answer = call(&fake, "POST", "/v1/messages", body.clone()).await;
+    let events = named_events(&answer.body.unwrap());
+    assert_eq!(events[0].1["message"]["usage"]["input_tokens"], 9);
+    assert_eq!(events.last().unwrap().0, "error");
+    // Without an override, message_start carries no usage (unchanged wire output).
+    fake.push_script("m", vec![Reply::stream_error(0, "boom")]);
+    let answer = call(&fake, "POST", "/v1/messages", body).await;
+    let events = named_events(&answer.body.unwrap());
+    assert!(events[0].1["message"].get("usage").is_none());
+}

@@ -101,6 +101,11 @@ fn inline_destination(inner: &str) -> &str {
 /// subdomains). Relative, protocol-relative and non-http URLs are removed too. Everything else
 /// is left byte-for-byte unchanged. Images inside code spans are removed as well (conservative).
 pub fn strip_untrusted_images(markdown: &str, allowed_hosts: &[&str]) -> String {
+    strip_counted(markdown, allowed_hosts).0
+}
+
+/// [`strip_untrusted_images`] plus the number of images removed (for guardrail events).
+pub(crate) fn strip_counted(markdown: &str, allowed_hosts: &[&str]) -> (String, usize) {
     let bytes = markdown.as_bytes();
     let brackets = match_pairs(bytes, b'[', b']');
     let parens = match_pairs(bytes, b'(', b')');
@@ -183,11 +188,12 @@ pub fn strip_untrusted_images(markdown: &str, allowed_hosts: &[&str]) -> String 
     }
 
     if removals.is_empty() {
-        return markdown.to_owned();
+        return (markdown.to_owned(), 0);
     }
     removals.sort_unstable();
     let mut out = String::with_capacity(markdown.len());
     let mut pos = 0;
+    let mut removed = 0;
     for (s, e) in removals {
         if s < pos {
             pos = pos.max(e);
@@ -195,9 +201,10 @@ pub fn strip_untrusted_images(markdown: &str, allowed_hosts: &[&str]) -> String 
         }
         out.push_str(markdown.get(pos..s).unwrap_or_default());
         pos = e;
+        removed += 1;
     }
     out.push_str(markdown.get(pos..).unwrap_or_default());
-    out
+    (out, removed)
 }
 
 #[cfg(test)]

@@ -222,6 +222,99 @@ fn matching_rules(text: &str) -> Vec<&'static Rule> {
         .collect()
 }
 
+/// How a span returned by [`injection_spans`] is neutralised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpanKind {
+    /// A rule match or a run of tag characters: replaced by a visible placeholder.
+    Content,
+    /// A lone zero-width or bidi control character: removed (it has no visible meaning).
+    Invisible,
+}
+
+/// The byte ranges of `text` that make [`injection_score`] fire: every rule match (found on the
+/// text with invisible characters removed and mapped back, so a phrase broken up by zero-width
+/// characters is covered whole), every run of tag characters outside emoji flags, and every
+/// suspicious zero-width or bidi character. Sorted and non-overlapping; ranges are on char
+/// boundaries. Linear in the input: one pass plus one `find_iter` per rule.
+pub(crate) fn injection_spans(text: &str) -> Vec<(std::ops::Range<usize>, SpanKind)> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut visible = String::with_capacity(text.len());
+    // For each byte of `visible`, the offset of the same byte in `text`.
+    let mut map: Vec<usize> = Vec::with_capacity(text.len());
+    let mut spans: Vec<(std::ops::Range<usize>, SpanKind)> = Vec::new();
+    let mut in_flag = false;
+    let mut tag_run: Option<usize> = None;
+    for (i, &(pos, c)) in chars.iter().enumerate() {
+        // Same classification as `scan`, so the spans explain exactly what was scored.
+        if is_tag(c) {
+            if !in_flag && tag_run.is_none() {
+                tag_run = Some(pos);
+            }
+            if c == '\u{E007F}' {
+                in_flag = false;
+            }
+            continue;
+        }
+        if let Some(start) = tag_run.take() {
+            spans.push((start..pos, SpanKind::Content));
+        }
+        in_flag = c == '\u{1F3F4}';
+        let invisible = if is_zero_width(c) {
+            let prev = i.checked_sub(1).and_then(|j| chars.get(j)).map(|&(_, p)| p);
+            let next = chars.get(i + 1).map(|&(_, n)| n);
+            let legit = match c {
+                '\u{FEFF}' => i == 0,
+                '\u{200C}' | '\u{200D}' => {
+                    prev.is_some_and(|p| !p.is_ascii()) && next.is_some_and(|n| !n.is_ascii())
+                }
+                _ => false,
+            };
+            if legit {
+                continue;
+            }
+            true
+        } else {
+            is_bidi_control(c)
+        };
+        if invisible {
+            spans.push((pos..pos + c.len_utf8(), SpanKind::Invisible));
+            continue;
+        }
+        visible.push(c);
+        map.extend(pos..pos + c.len_utf8());
+    }
+    if let Some(start) = tag_run {
+        spans.push((start..text.len(), SpanKind::Content));
+    }
+    for rule in RULES.iter() {
+        let Some(re) = rule.re.as_ref() else { continue };
+        for m in re.find_iter(&visible) {
+            let (Some(&start), Some(&last)) =
+                (map.get(m.start()), map.get(m.end().wrapping_sub(1)))
+            else {
+                continue;
+            };
+            if m.start() < m.end() {
+                spans.push((start..last + 1, SpanKind::Content));
+            }
+        }
+    }
+    spans.sort_by_key(|(r, _)| (r.start, std::cmp::Reverse(r.end)));
+    let mut merged: Vec<(std::ops::Range<usize>, SpanKind)> = Vec::with_capacity(spans.len());
+    for (r, kind) in spans {
+        match merged.last_mut() {
+            Some((last, last_kind)) if r.start < last.end => {
+                last.end = last.end.max(r.end);
+                if kind == SpanKind::Content {
+                    *last_kind = SpanKind::Content;
+                }
+            }
+            _ => merged.push((r, kind)),
+        }
+    }
+    merged
+}
+
 /// Words that mark text as talking *about* attacks (articles, reports, training material).
 const EXPLANATORY: &[&str] = &[
     "attack",

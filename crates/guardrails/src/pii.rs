@@ -7,18 +7,23 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// The kinds of personal data and secrets [`find_pii`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Serialized in snake_case (`payment_card`, `ip_address`, …); the short names used in policy
+/// files and event rules (`card`, `ip`) are accepted as aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
     Email,
     Phone,
     /// Payment card number (13–19 digits, known issuer prefix and length, Luhn-valid).
+    #[serde(alias = "card")]
     PaymentCard,
     /// IBAN with a known country length and a valid mod-97 checksum.
     Iban,
     /// US social security number `NNN-NN-NNNN` (invalid area/group/serial excluded).
     Ssn,
     /// IPv4 or IPv6 address.
+    #[serde(alias = "ip")]
     IpAddress,
     /// API key, token or private key: well-known prefixes and high-entropy tokens.
     Secret,
@@ -46,6 +51,19 @@ impl PiiKind {
             PiiKind::Ssn => "SSN",
             PiiKind::IpAddress => "IP",
             PiiKind::Secret => "SECRET",
+        }
+    }
+
+    /// The short lower-case name used in guardrail event rules (`pii.card`, `pii.ip`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            PiiKind::Email => "email",
+            PiiKind::Phone => "phone",
+            PiiKind::PaymentCard => "card",
+            PiiKind::Iban => "iban",
+            PiiKind::Ssn => "ssn",
+            PiiKind::IpAddress => "ip",
+            PiiKind::Secret => "secret",
         }
     }
 
@@ -131,10 +149,18 @@ pub fn find_pii(text: &str) -> Vec<Finding> {
 /// Replaces every finding of one of `kinds` with `[REDACTED:<LABEL>]` (see [`PiiKind::label`]).
 /// Pass [`PiiKind::ALL`] to redact everything.
 pub fn redact(text: &str, kinds: &[PiiKind]) -> String {
-    let findings = find_kinds(text, kinds);
+    redact_findings(text, &find_kinds(text, kinds))
+}
+
+/// Replaces each of `findings` (sorted, non-overlapping, as [`find_kinds`] returns them) with its
+/// redaction marker. Shared with the policy layer so there is one marker format.
+pub(crate) fn redact_findings(text: &str, findings: &[Finding]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
     for f in findings {
+        if f.start < pos {
+            continue;
+        }
         out.push_str(text.get(pos..f.start).unwrap_or_default());
         out.push_str("[REDACTED:");
         out.push_str(f.kind.label());
@@ -145,7 +171,8 @@ pub fn redact(text: &str, kinds: &[PiiKind]) -> String {
     out
 }
 
-fn find_kinds(text: &str, kinds: &[PiiKind]) -> Vec<Finding> {
+/// Findings of `kinds` only, overlaps resolved among them.
+pub(crate) fn find_kinds(text: &str, kinds: &[PiiKind]) -> Vec<Finding> {
     let mut all = Vec::new();
     for &kind in kinds {
         let before = all.len();

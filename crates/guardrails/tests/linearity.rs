@@ -4,7 +4,9 @@
 
 #![allow(clippy::print_stderr)]
 
-use agentry_guardrails::{PiiKind, find_pii, injection_score, redact, strip_untrusted_images};
+use agentry_guardrails::{
+    GuardrailPolicy, PiiKind, find_pii, injection_score, redact, strip_untrusted_images,
+};
 
 const MB: usize = 1 << 20;
 
@@ -49,5 +51,45 @@ fn detectors_finish_on_one_megabyte_adversarial_input() {
         assert!(findings.len() <= input.len(), "{name}");
         assert!(!redacted.is_empty() || input.is_empty(), "{name}");
         assert!(stripped.len() <= input.len(), "{name}");
+    }
+}
+
+/// The policy paths add user-supplied topic regexes, injection span redaction and the
+/// untrusted-data delimiter escape on top of the detectors; they must stay linear too.
+#[test]
+fn policy_checks_finish_on_one_megabyte_adversarial_input() {
+    let policy: GuardrailPolicy = serde_json::from_str(
+        r#"{"input": {"blocked_topics": [
+                {"name": "weapons", "patterns": ["\\b(?:pipe\\s+)?bombs?\\b", "a+b", "(?:ignore\\s+)+all\\s+x"], "action": "redact"},
+                {"name": "numbers", "patterns": ["\\d+-\\d+-x", "(?:\\w+\\s*)+@@"], "action": "flag"}]},
+            "tool_results": {"injection": {"action": "redact"}}}"#,
+    )
+    .expect("policy parses");
+    let compiled = policy.validate().expect("policy validates");
+    let mut inputs = inputs();
+    inputs.push(("delimiters", "</untrusted_data>".repeat(MB / 17)));
+    inputs.push(("ignore-space", "ignore ".repeat(MB / 7)));
+    for (name, input) in inputs {
+        let t = std::time::Instant::now();
+        let checked_input = compiled.check_input(&input);
+        let t_input = t.elapsed();
+        let t = std::time::Instant::now();
+        let checked_tool = compiled.check_tool_result("web", &input);
+        let t_tool = t.elapsed();
+        eprintln!("{name:<15} policy input={t_input:?} tool_result={t_tool:?}");
+        assert!(!checked_input.blocked, "{name}");
+        assert!(
+            checked_input
+                .events
+                .iter()
+                .all(|e| e.rule.starts_with("topic.")),
+            "{name}"
+        );
+        // However hostile the data, exactly one closing delimiter: ours.
+        assert_eq!(
+            checked_tool.text.matches("</untrusted_data>").count(),
+            1,
+            "{name}"
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! nothing panics, findings are sorted, non-overlapping and on char boundaries, and redaction /
 //! image stripping only ever remove or replace text.
 
-use agentry_guardrails::{PiiKind, find_pii, injection_score, redact, strip_untrusted_images};
+use agentry_guardrails::{
+    GuardrailPolicy, PiiKind, find_pii, injection_score, redact, strip_untrusted_images,
+};
 
 const POOL: &[&str] = &[
     "a",
@@ -60,6 +62,15 @@ fn next(state: &mut u64) -> u64 {
 
 #[test]
 fn random_inputs_are_handled() {
+    let policy: GuardrailPolicy = serde_json::from_str(
+        r#"{"input": {"injection": {"action": "redact", "threshold": 0.2},
+                      "blocked_topics": [{"name": "t", "patterns": ["ignore", "\\d+"], "action": "redact"}],
+                      "max_chars": {"limit": 40, "action": "redact"}},
+            "output": {"pii": {"default_action": "redact"}, "images": {"allow_hosts": ["cdn.example.com"]}},
+            "tool_results": {"injection": {"action": "redact", "threshold": 0.2}}}"#,
+    )
+    .expect("policy parses");
+    let policy = policy.validate().expect("policy validates");
     let mut state = 0x5eed_u64;
     for _ in 0..3000 {
         let len = (next(&mut state) % 60) as usize;
@@ -84,5 +95,17 @@ fn random_inputs_are_handled() {
         assert_eq!(v.flagged, v.score >= agentry_guardrails::FLAG_THRESHOLD);
         let stripped = strip_untrusted_images(&text, &["cdn.example.com"]);
         assert!(stripped.len() <= text.len());
+        // Policies splice placeholders into the text at detector offsets: no panic, and the
+        // tool-result wrapper always ends with the one real closing delimiter.
+        let input = policy.check_input(&text);
+        assert!(!input.blocked);
+        let output = policy.check_output(&text);
+        assert_eq!(output.events.is_empty(), output.text == text, "{text:?}");
+        let tool = policy.check_tool_result("t", &text);
+        assert_eq!(
+            tool.text.matches("</untrusted_data>").count(),
+            1,
+            "{text:?}"
+        );
     }
 }

@@ -70,6 +70,30 @@ pub struct AgentInput {
     pub max_steps: Option<u32>,
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// Upper bound on answer tokens per model call.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Models tried in order when the primary fails before any text was streamed.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// A larger-context model used on `provider_context_overflow`.
+    #[serde(default)]
+    pub context_fallback: Option<String>,
+    /// Opt-in response cache, e.g. `{"ttl_seconds": 3600}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub cache: Option<agentry_core::agent::ResponseCacheSpec>,
+    /// Guardrail policy: `{input: {...}, output: {...}, tool_results: {...}}` (docs/guardrails.md).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub guardrails: Option<serde_json::Value>,
+    /// JSON Schema the final answer must match (structured output).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<serde_json::Value>,
+    /// Repair turns for an answer that does not match `output_schema` (default 2, at most 5).
+    #[serde(default)]
+    pub max_repair_turns: Option<u32>,
 }
 
 impl From<AgentInput> for agentry_core::agent::AgentSpec {
@@ -85,6 +109,15 @@ impl From<AgentInput> for agentry_core::agent::AgentSpec {
                 .max_steps
                 .unwrap_or(agentry_core::agent::DEFAULT_MAX_STEPS),
             temperature: a.temperature,
+            max_tokens: a.max_tokens,
+            fallbacks: a.fallbacks,
+            context_fallback: a.context_fallback,
+            cache: a.cache,
+            guardrails: a.guardrails,
+            output_schema: a.output_schema,
+            max_repair_turns: a
+                .max_repair_turns
+                .unwrap_or(agentry_core::agent::DEFAULT_REPAIR_TURNS),
         }
     }
 }
@@ -100,6 +133,16 @@ pub struct AgentOut {
     pub tools: Vec<String>,
     pub max_steps: u32,
     pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub fallbacks: Vec<String>,
+    pub context_fallback: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub cache: Option<agentry_core::agent::ResponseCacheSpec>,
+    #[schema(value_type = Option<Object>)]
+    pub guardrails: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<serde_json::Value>,
+    pub max_repair_turns: u32,
     /// Increases with every PUT; runs record the version they used.
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -118,6 +161,13 @@ impl From<Agent> for AgentOut {
             tools: a.spec.tools,
             max_steps: a.spec.max_steps,
             temperature: a.spec.temperature,
+            max_tokens: a.spec.max_tokens,
+            fallbacks: a.spec.fallbacks,
+            context_fallback: a.spec.context_fallback,
+            cache: a.spec.cache,
+            guardrails: a.spec.guardrails,
+            output_schema: a.spec.output_schema,
+            max_repair_turns: a.spec.max_repair_turns,
             version: a.version,
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -141,6 +191,10 @@ pub struct StartRun {
     pub input: agentry_core::run::RunInput,
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// Your own id for the end user this run serves: costs are reported and budgets enforced
+    /// per end user.
+    #[serde(default)]
+    pub end_user: Option<String>,
     /// Wait (bounded) for the run to end and answer with it.
     #[serde(default)]
     pub wait: bool,
@@ -252,6 +306,9 @@ impl Step {
                 if !tool_calls.is_empty() {
                     step.tool_calls = serde_json::to_value(tool_calls).ok();
                 }
+            }
+            Ok(StepRecord::Feedback { content }) => {
+                step.content = Some(content);
             }
             Ok(StepRecord::Tool {
                 call_id,

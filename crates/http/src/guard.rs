@@ -54,6 +54,9 @@ pub mod perm {
         ApiKeysManage => ApiKeysManage;
         SsoManage => SsoManage;
         AuditRead => AuditRead;
+        CostsRead => CostsRead;
+        BudgetsManage => BudgetsManage;
+        GuardrailsManage => GuardrailsManage;
         AgentsRead => AgentsRead;
         AgentsWrite => AgentsWrite;
         RunsRead => RunsRead;

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod dto;
 pub mod dto_identity;
+pub mod dto_money;
 pub mod error;
 pub mod extract;
 pub mod guard;

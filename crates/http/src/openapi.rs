@@ -3,7 +3,8 @@
 
 use crate::AppState;
 use crate::routes::{
-    agents, api_keys, apply, audit_log, auth, events, me, members, org, providers, runs, sso,
+    agents, api_keys, apply, audit_log, auth, budgets, costs, events, guardrails, me, members, org,
+    providers, runs, sso,
 };
 use axum::Json;
 use utoipa::OpenApi;
@@ -42,6 +43,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(providers::create, providers::list))
+        .routes(routes!(providers::health))
         .routes(routes!(providers::get, providers::delete))
         .routes(routes!(agents::create, agents::list))
         .routes(routes!(agents::get, agents::update, agents::delete))
@@ -88,6 +90,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(members::revoke_invitation))
         .routes(routes!(audit_log::list))
         .routes(routes!(audit_log::export))
+        .routes(routes!(guardrails::get, guardrails::put))
+        .routes(routes!(costs::report))
+        .routes(routes!(costs::export))
+        .routes(routes!(costs::list_prices, costs::create_price))
+        .routes(routes!(costs::delete_price))
+        .routes(routes!(budgets::list, budgets::create))
+        .routes(routes!(budgets::get, budgets::update, budgets::delete))
         .routes(routes!(sso::create, sso::list))
         .routes(routes!(sso::delete))
 }

@@ -3,9 +3,11 @@
 
 use crate::anthropic::Anthropic;
 use crate::config::OpenAiConfig;
+use crate::embedding::{GeminiEmbeddings, OpenAiEmbeddings};
 use crate::gemini::Gemini;
 use crate::openai::OpenAiCompatible;
 use agentry_core::chat::ChatModel;
+use agentry_core::embedding::EmbeddingModel;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -86,6 +88,28 @@ pub fn build_provider(
     }
 }
 
+/// Why no embedding adapter could be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmbedderError {
+    #[error(transparent)]
+    UnknownKind(#[from] UnknownKind),
+    #[error("provider kind `{0}` has no embeddings API")]
+    Unsupported(ProviderKind),
+}
+
+/// Builds the embedding adapter for `kind` (`"openai"`, `"gemini"`; Anthropic offers none).
+pub fn build_embedder(
+    kind: &str,
+    config: OpenAiConfig,
+    client: reqwest::Client,
+) -> Result<Arc<dyn EmbeddingModel>, EmbedderError> {
+    match kind.parse::<ProviderKind>()? {
+        ProviderKind::OpenAi => Ok(Arc::new(OpenAiEmbeddings::new(config, client))),
+        ProviderKind::Gemini => Ok(Arc::new(GeminiEmbeddings::new(config, client))),
+        kind @ ProviderKind::Anthropic => Err(EmbedderError::Unsupported(kind)),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -117,5 +141,24 @@ mod tests {
             "anthropic".parse::<ProviderKind>(),
             Ok(ProviderKind::Anthropic)
         );
+    }
+
+    #[test]
+    fn builds_embedders_where_the_protocol_has_them() {
+        let client = reqwest::Client::new();
+        assert!(build_embedder("openai", OpenAiConfig::new("http://x/v1"), client.clone()).is_ok());
+        assert!(build_embedder("gemini", OpenAiConfig::new("http://x"), client.clone()).is_ok());
+        let error = build_embedder("anthropic", OpenAiConfig::new("http://x"), client.clone())
+            .err()
+            .unwrap();
+        assert_eq!(error, EmbedderError::Unsupported(ProviderKind::Anthropic));
+        assert_eq!(
+            error.to_string(),
+            "provider kind `anthropic` has no embeddings API"
+        );
+        let error = build_embedder("cohere", OpenAiConfig::default(), client)
+            .err()
+            .unwrap();
+        assert!(matches!(error, EmbedderError::UnknownKind(_)));
     }
 }

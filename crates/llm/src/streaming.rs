@@ -8,7 +8,7 @@ use crate::failure::{AttemptFailure, Failed, describe_reqwest};
 use crate::retry::{self, Attempt, Forwarding};
 use crate::sse::{SseEvent, SseParser};
 use crate::text::tidy;
-use agentry_core::chat::ChatResponse;
+use agentry_core::chat::{ChatResponse, Usage};
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use std::marker::PhantomData;
@@ -28,6 +28,8 @@ pub(crate) trait StreamFold: Default + Send {
     fn is_done(&self) -> bool;
     /// The answer is complete even if the end marker is still missing.
     fn is_complete(&self) -> bool;
+    /// Usage reported so far, kept when the attempt fails later (the provider bills it).
+    fn usage(&self) -> Option<Usage>;
     fn finish(self, requested_model: &str) -> Result<ChatResponse, AttemptFailure>;
 }
 
@@ -68,6 +70,8 @@ pub(crate) struct SseAttempt<'a, F> {
 
 #[async_trait::async_trait]
 impl<F: StreamFold> Attempt for SseAttempt<'_, F> {
+    type Output = ChatResponse;
+
     async fn run(&self, sink: &Forwarding<'_>) -> Result<ChatResponse, Failed> {
         let headers = match self.headers {
             Ok(headers) => headers.clone(),
@@ -96,11 +100,8 @@ impl<F: StreamFold> Attempt for SseAttempt<'_, F> {
         if !response.status().is_success() {
             let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
             let body = read_error_body(response, MAX_ERROR_BODY, ERROR_BODY_WAIT).await;
-            let failure = AttemptFailure::Status {
-                status,
-                message: (self.error_message)(&body),
-                retry_after,
-            };
+            let message = (self.error_message)(&body);
+            let failure = AttemptFailure::status(status, &body, message, retry_after);
             return Err(Failed::new(failure, Some(status)));
         }
         let content_type = response
@@ -127,7 +128,8 @@ impl<F: StreamFold> Attempt for SseAttempt<'_, F> {
     }
 }
 
-fn send_failure(error: reqwest::Error) -> AttemptFailure {
+/// Classifies an error from sending a request.
+pub(crate) fn send_failure(error: reqwest::Error) -> AttemptFailure {
     if error.is_builder() {
         return AttemptFailure::InvalidRequest(describe_reqwest(error));
     }
@@ -187,7 +189,11 @@ pub(crate) async fn fold_stream<F: StreamFold>(
             .map_err(|error| AttemptFailure::BadResponse(error.to_string()))?;
         for event in events {
             body.started();
-            if let Some(text) = state.apply(&event)? {
+            let applied = state.apply(&event);
+            if let Some(usage) = state.usage() {
+                sink.report_usage(usage);
+            }
+            if let Some(text) = applied? {
                 sink.text(&text);
             }
             if state.is_done() {
@@ -198,10 +204,14 @@ pub(crate) async fn fold_stream<F: StreamFold>(
     let last = parser
         .finish()
         .map_err(|error| AttemptFailure::BadResponse(error.to_string()))?;
-    if let Some(event) = last
-        && let Some(text) = state.apply(&event)?
-    {
-        sink.text(&text);
+    if let Some(event) = last {
+        let applied = state.apply(&event);
+        if let Some(usage) = state.usage() {
+            sink.report_usage(usage);
+        }
+        if let Some(text) = applied? {
+            sink.text(&text);
+        }
     }
     state.finish(model)
 }

@@ -116,12 +116,14 @@ async fn streams_text_deltas_in_order_with_usage_and_cache_tokens() {
     assert_eq!(response.model, MODEL);
     assert_eq!(response.finish_reason, FinishReason::Stop);
     assert!(response.tool_calls.is_empty());
-    // The core usage type has no cache fields: input = uncached + cache writes + cache reads.
+    // input = uncached + cache writes + cache reads; the cache fields keep the parts.
     assert_eq!(
         response.usage,
         Some(Usage {
             input_tokens: 11 + 3 + 5,
-            output_tokens: 4
+            output_tokens: 4,
+            cache_read_tokens: 5,
+            cache_write_tokens: 3,
         })
     );
 
@@ -178,6 +180,7 @@ async fn tool_call_round_trip_renders_tool_use_and_merged_tool_results() {
         tools,
         temperature: Some(0.25),
         max_tokens: Some(64),
+        ..ChatRequest::default()
     };
     let sink = Collect::default();
     let first = adapter.chat(&request, &sink).await.unwrap();
@@ -511,7 +514,8 @@ event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reas
         answer.usage,
         Some(Usage {
             input_tokens: 2,
-            output_tokens: 3
+            output_tokens: 3,
+            ..Default::default()
         })
     );
     let head = head.await.unwrap().to_ascii_lowercase();

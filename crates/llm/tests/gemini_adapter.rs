@@ -98,7 +98,8 @@ async fn streams_text_deltas_in_order_with_the_last_usage() {
         response.usage,
         Some(Usage {
             input_tokens: 11,
-            output_tokens: 4
+            output_tokens: 4,
+            ..Default::default()
         })
     );
     let recorded = fake.requests();
@@ -140,6 +141,7 @@ async fn tool_call_round_trip_generates_ids_and_renders_function_responses() {
         }],
         temperature: None,
         max_tokens: Some(32),
+        ..ChatRequest::default()
     };
     let sink = Collect::default();
     let first = adapter.chat(&request, &sink).await.unwrap();

@@ -123,7 +123,8 @@ async fn streams_text_deltas_in_order_with_usage() {
         response.usage,
         Some(Usage {
             input_tokens: 11,
-            output_tokens: 4
+            output_tokens: 4,
+            ..Default::default()
         })
     );
 
@@ -211,6 +212,7 @@ async fn sends_tools_history_and_options() {
         }],
         temperature: Some(0.25),
         max_tokens: Some(64),
+        ..ChatRequest::default()
     };
     provider(config(fake.base_url()))
         .chat(&request, &Collect::default())
@@ -312,12 +314,12 @@ async fn auth_failure_is_not_retried_and_never_shows_the_key() {
 #[tokio::test]
 async fn other_4xx_is_rejected_with_the_provider_message() {
     let fake = fake().await;
-    let body = r#"{"error":{"message":"This model's maximum context length is 8192 tokens","type":"invalid_request_error"}}"#;
+    let body = r#"{"error":{"message":"Invalid value for 'temperature': must be at most 2","type":"invalid_request_error"}}"#;
     let (result, _) = chat(&fake, vec![Reply::error_with_body(400, body)]).await;
     let error = result.unwrap_err();
     assert_eq!(error.code, ErrorCode::ProviderRejected);
     assert!(
-        error.message.contains("maximum context length"),
+        error.message.contains("Invalid value for 'temperature'"),
         "{}",
         error.message
     );
@@ -657,7 +659,8 @@ async fn tolerates_server_quirks_at_the_byte_level() {
         response.usage,
         Some(Usage {
             input_tokens: 2,
-            output_tokens: 3
+            output_tokens: 3,
+            ..Default::default()
         })
     );
 }

@@ -11,14 +11,19 @@
 pub mod agents;
 pub mod api_keys;
 pub mod audit;
+pub mod budgets;
+pub mod costs;
 mod db;
 pub mod error;
+pub mod guardrails;
 pub mod jobs;
 mod migrations;
 mod migrations_identity;
+mod migrations_money;
 pub mod org_keys;
 pub mod org_tasks;
 pub mod orgs;
+pub mod prices;
 pub mod providers;
 pub mod runs;
 pub mod sessions;
@@ -29,3 +34,5 @@ pub mod writer;
 
 pub use db::{Db, Dialect, NoRow, Statement, Tx, redact_url};
 pub use error::StoreError;
+/// JSON columns (so the engine builds rows without importing sqlx).
+pub use sqlx::types::Json;

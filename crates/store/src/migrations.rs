@@ -16,6 +16,7 @@ type MigrationFn = fn() -> Vec<Ddl>;
 const MIGRATIONS: &[(i64, &str, MigrationFn)] = &[
     (1, "foundation", foundation),
     (2, "identity", crate::migrations_identity::identity),
+    (3, "money", crate::migrations_money::money),
 ];
 
 pub(crate) fn count() -> usize {

@@ -207,7 +207,26 @@ pub async fn delete_workspace(db: &Db, scope: OrgScope, id: WorkspaceId) -> Resu
 pub async fn delete_org_data(db: &Db, scope: OrgScope) -> Result<()> {
     let org = scope.org_id.0;
     let mut tx = db.begin().await?;
+    // Reservations carry no org id: they go by their budgets, before the budgets do.
+    tx.execute(
+        Query::delete().from_table("budget_reservations").and_where(
+            Expr::col("budget_id").in_subquery(
+                Query::select()
+                    .column("id")
+                    .from("budgets")
+                    .and_where(Expr::col("org_id").eq(org))
+                    .to_owned(),
+            ),
+        ),
+    )
+    .await?;
     for table in [
+        "cost_events",
+        "budget_alerts",
+        "budget_periods",
+        "budgets",
+        "model_prices",
+        "guardrail_policies",
         "run_events",
         "run_steps",
         "runs",

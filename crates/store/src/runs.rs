@@ -37,6 +37,11 @@ pub struct RunRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Who started the run (for cost attribution): an API key or a signed-in person.
+    pub api_key_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    /// The caller's own id for its end user, when it passed one.
+    pub end_user: Option<String>,
 }
 
 impl RunRow {
@@ -51,7 +56,7 @@ impl RunRow {
     }
 }
 
-const RUN_COLUMNS: [&str; 19] = [
+const RUN_COLUMNS: [&str; 22] = [
     "id",
     "org_id",
     "workspace_id",
@@ -71,6 +76,9 @@ const RUN_COLUMNS: [&str; 19] = [
     "created_at",
     "started_at",
     "ended_at",
+    "api_key_id",
+    "user_id",
+    "end_user",
 ];
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -101,6 +109,9 @@ pub struct NewRun {
     pub idempotency_key: Option<String>,
     /// A hash of the request body, so a reused Idempotency-Key with a different body is refused.
     pub request_hash: Option<String>,
+    pub api_key_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub end_user: Option<String>,
 }
 
 pub enum CreateOutcome {
@@ -168,6 +179,9 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
         created_at: now,
         started_at: None,
         ended_at: None,
+        api_key_id: new.api_key_id,
+        user_id: new.user_id,
+        end_user: new.end_user,
     };
     let insert_run = Query::insert()
         .into_table("runs")
@@ -192,6 +206,9 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
             now.into(),
             Option::<DateTime<Utc>>::None.into(),
             Option::<DateTime<Utc>>::None.into(),
+            row.api_key_id.into(),
+            row.user_id.into(),
+            row.end_user.clone().into(),
         ])
         .to_owned();
     let written = db
@@ -485,6 +502,8 @@ pub struct Commit {
     pub steps: Vec<NewStep>,
     pub events: Vec<NewEvent>,
     pub change: RunChange,
+    /// Further writes that belong to the same step (cost ledger, budget settlement).
+    pub extra: Vec<Statement>,
 }
 
 /// What a commit learned about the run.
@@ -620,6 +639,7 @@ fn commit_statements(lease: &Lease, batch: Commit, now: DateTime<Utc>) -> Result
     if ended {
         statements.push(Statement::Update(jobs::finish_update(lease, now)));
     }
+    statements.extend(batch.extra);
     Ok(statements)
 }
 

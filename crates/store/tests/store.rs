@@ -34,6 +34,7 @@ fn spec(slug: &str) -> AgentSpec {
         tools: vec!["calculator".into()],
         max_steps: 5,
         temperature: Some(0.5),
+        ..Default::default()
     }
 }
 
@@ -67,6 +68,9 @@ async fn agents_runs_and_queue_round_trip() {
             &db,
             scope,
             NewRun {
+                api_key_id: None,
+                user_id: None,
+                end_user: None,
                 agent_id: agent.id,
                 agent_slug: "calc".into(),
                 agent_version: 2,
@@ -85,6 +89,9 @@ async fn agents_runs_and_queue_round_trip() {
             &db,
             scope,
             NewRun {
+                api_key_id: None,
+                user_id: None,
+                end_user: None,
                 agent_id: agent.id,
                 agent_slug: "calc".into(),
                 agent_version: 2,
@@ -117,6 +124,7 @@ async fn agents_runs_and_queue_round_trip() {
             &db,
             &job.lease(),
             Commit {
+                extra: vec![],
                 run_id: run.id,
                 org_id: run.org_id,
                 steps: vec![NewStep {
@@ -152,6 +160,7 @@ async fn agents_runs_and_queue_round_trip() {
             &db,
             &job.lease(),
             Commit {
+                extra: vec![],
                 run_id: run.id,
                 org_id: run.org_id,
                 steps: vec![],
@@ -166,6 +175,7 @@ async fn agents_runs_and_queue_round_trip() {
             &db,
             &job2.lease(),
             Commit {
+                extra: vec![],
                 run_id: run.id,
                 org_id: run.org_id,
                 steps: vec![],

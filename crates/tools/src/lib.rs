@@ -13,6 +13,7 @@ pub mod current_time;
 pub mod guard;
 pub mod http_request;
 pub mod registry;
+pub mod schema;
 
 pub use calculator::CalculatorTool;
 pub use current_time::CurrentTimeTool;

@@ -12,8 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Errors at most this many schema violations, so one bad call cannot produce a huge message.
-const MAX_REPORTED_VIOLATIONS: usize = 5;
-
 /// What the built-in tools need from the outside.
 #[derive(Debug, Clone)]
 pub struct ToolsConfig {
@@ -187,21 +185,9 @@ fn parse_arguments(raw: &str) -> Result<Value, ToolError> {
 }
 
 fn validate(validator: &jsonschema::Validator, arguments: &Value) -> Result<(), ToolError> {
-    let mut violations = Vec::new();
-    let mut total = 0;
-    for error in validator.iter_errors(arguments) {
-        total += 1;
-        if violations.len() < MAX_REPORTED_VIOLATIONS {
-            let path = error.instance_path().as_str();
-            let path = if path.is_empty() { "/" } else { path };
-            violations.push(format!("at {path}: {}", shorten(&error.to_string())));
-        }
-    }
+    let violations = crate::schema::violations(validator, arguments);
     if violations.is_empty() {
         return Ok(());
-    }
-    if total > violations.len() {
-        violations.push(format!("and {} more", total - violations.len()));
     }
     Err(ToolError::new(
         codes::INVALID_ARGUMENTS,
@@ -210,14 +196,4 @@ fn validate(validator: &jsonschema::Validator, arguments: &Value) -> Result<(), 
             violations.join("; ")
         ),
     ))
-}
-
-/// Validation messages quote the offending value, which can be a whole request body.
-fn shorten(message: &str) -> String {
-    const LIMIT: usize = 200;
-    if message.chars().count() <= LIMIT {
-        return message.to_string();
-    }
-    let cut: String = message.chars().take(LIMIT).collect();
-    format!("{cut}…")
 }

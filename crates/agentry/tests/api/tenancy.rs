@@ -15,6 +15,8 @@ struct Fixtures {
     member_id: String,
     workspace2: String,
     task_id: String,
+    budget_id: String,
+    price_id: String,
 }
 
 /// The request body for each route (the suite's entry); `None` = the route is unknown here.
@@ -74,6 +76,14 @@ fn entry(method: &str, path: &str) -> Option<Value> {
         ("post", "/sso-providers") => json!({"slug": "x", "display_name": "x",
             "discovery_url": "http://169.254.169.254/", "client_id": "x", "client_secret": "x"}),
         ("get", "/sso-providers") | ("delete", "/sso-providers/{id}") => empty,
+        ("get", "/costs") | ("get", "/costs/export") => empty,
+        ("get", "/provider-health") | ("get", "/guardrails") => empty,
+        ("put", "/guardrails") => json!({"output": {"pii": {"default_action": "redact"}}}),
+        ("get", "/prices") | ("delete", "/prices/{id}") => empty,
+        ("post", "/prices") => json!({"model": "m", "input": "1", "output": "1"}),
+        ("get", "/budgets") | ("get", "/budgets/{id}") | ("delete", "/budgets/{id}") => empty,
+        ("post", "/budgets") | ("put", "/budgets/{id}") => json!({"name": "b",
+            "scope": {"kind": "org"}, "period": "day", "limit_usd": "1"}),
         _ => return None,
     })
 }
@@ -89,6 +99,10 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         f.workspace2.clone()
     } else if path.starts_with("/org/tasks/") {
         f.task_id.clone()
+    } else if path.starts_with("/budgets/") {
+        f.budget_id.clone()
+    } else if path.starts_with("/prices/") {
+        f.price_id.clone()
     } else {
         uuid::Uuid::now_v7().to_string()
     };
@@ -186,7 +200,23 @@ async fn setup(app: &TestApp) -> Fixtures {
     let task = app.post("/api/v1/org/export", json!({})).await;
     assert_eq!(task.status, 202, "{:?}", task.body);
     let (key_id, _) = app.create_key("viewer", None).await;
+    let budget = app
+        .post(
+            "/api/v1/budgets",
+            json!({"name": "iso-budget", "scope": {"kind": "org"}, "period": "day", "limit_usd": "5"}),
+        )
+        .await;
+    assert_eq!(budget.status, 201, "{:?}", budget.body);
+    let price = app
+        .post(
+            "/api/v1/prices",
+            json!({"model": "iso-model", "input": "1", "output": "2"}),
+        )
+        .await;
+    assert_eq!(price.status, 201, "{:?}", price.body);
     Fixtures {
+        budget_id: budget.body["id"].as_str().expect("budget").to_string(),
+        price_id: price.body["id"].as_str().expect("price").to_string(),
         run_id: run.body["id"].as_str().expect("run").to_string(),
         key_id,
         invitation_id: inv.body["id"].as_str().expect("inv").to_string(),
@@ -229,6 +259,8 @@ async fn every_route_refuses_other_tenants_lower_roles_and_revoked_keys() {
         f.member_id.as_str(),
         f.workspace2.as_str(),
         "member@example.com",
+        "iso-budget",
+        "iso-model",
     ];
 
     let mut checked = 0;

@@ -4,7 +4,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::platform::Platform;
 use crate::service::providers::{self, Change};
 use agentry_core::ErrorCode;
-use agentry_core::agent::{Agent, AgentSpec, split_model};
+use agentry_core::agent::{Agent, AgentSpec, FieldError, split_model};
 use agentry_core::scope::WorkspaceScope;
 use agentry_store::{StoreError, agents};
 
@@ -24,7 +24,21 @@ pub async fn validate_with(
     spec: &AgentSpec,
     planned_providers: &[String],
 ) -> ServiceResult<()> {
-    let errors = spec.validate_shape();
+    let mut errors = spec.validate_shape();
+    if let Some(policy) = &spec.guardrails
+        && let Err(e) = crate::service::guardrails::parse_policy("guardrails", policy)
+    {
+        errors.push(e);
+    }
+    if let Some(schema) = &spec.output_schema
+        && schema.is_object()
+        && let Err(e) = agentry_tools::schema::compile(schema)
+    {
+        errors.push(FieldError::new(
+            "output_schema",
+            format!("is not a valid JSON Schema: {e}"),
+        ));
+    }
     if !errors.is_empty() {
         return Err(ServiceError::validation(errors));
     }
@@ -65,6 +79,33 @@ pub async fn validate_with(
                 ),
             )
             .with_details(serde_json::json!({ "unknown": provider, "available": names })));
+        }
+        // Fallback models must name providers that exist too.
+        for (field, model) in spec
+            .fallbacks
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("fallbacks[{i}]"), m))
+            .chain(
+                spec.context_fallback
+                    .iter()
+                    .map(|m| ("context_fallback".to_string(), m)),
+            )
+        {
+            if let Some((p, _)) = split_model(model)
+                && !names.iter().any(|n| n == p)
+            {
+                return Err(ServiceError::new(
+                    ErrorCode::UnknownProvider,
+                    format!(
+                        "{field}: unknown provider '{p}'; available providers: {}",
+                        names.join(", ")
+                    ),
+                )
+                .with_details(
+                    serde_json::json!({ "field": field, "unknown": p, "available": names }),
+                ));
+            }
         }
     }
     Ok(())

@@ -64,6 +64,20 @@ struct AgentResourceSpec {
     max_steps: Option<u32>,
     #[serde(default)]
     temperature: Option<f32>,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+    #[serde(default)]
+    context_fallback: Option<String>,
+    #[serde(default)]
+    cache: Option<agentry_core::agent::ResponseCacheSpec>,
+    #[serde(default)]
+    guardrails: Option<serde_json::Value>,
+    #[serde(default)]
+    output_schema: Option<serde_json::Value>,
+    #[serde(default)]
+    max_repair_turns: Option<u32>,
 }
 
 fn resource_error(index: usize, r: &Resource, e: ServiceError) -> ServiceError {
@@ -137,6 +151,15 @@ pub async fn apply(
                             .max_steps
                             .unwrap_or(agentry_core::agent::DEFAULT_MAX_STEPS),
                         temperature: spec.temperature,
+                        max_tokens: spec.max_tokens,
+                        fallbacks: spec.fallbacks,
+                        context_fallback: spec.context_fallback,
+                        cache: spec.cache,
+                        guardrails: spec.guardrails,
+                        output_schema: spec.output_schema,
+                        max_repair_turns: spec
+                            .max_repair_turns
+                            .unwrap_or(agentry_core::agent::DEFAULT_REPAIR_TURNS),
                     },
                 ));
             }

@@ -278,3 +278,42 @@ pub async fn names(platform: &Platform, scope: OrgScope) -> ServiceResult<Vec<St
         .map(|p| p.name)
         .collect())
 }
+
+/// One circuit breaker of the org as this server sees it.
+#[derive(Debug, Clone)]
+pub struct ModelHealth {
+    pub provider: String,
+    pub model: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    pub calls: u32,
+    pub failures: u32,
+    pub consecutive_overloads: u32,
+    /// While open: seconds until a probe call is let through.
+    pub retry_in_seconds: Option<u64>,
+}
+
+/// The circuit breakers of the org's providers and models (this process's view: each replica
+/// keeps its own).
+pub fn health(platform: &Platform, scope: OrgScope) -> Vec<ModelHealth> {
+    let prefix = format!("{}:", scope.org_id.0);
+    let mut out: Vec<ModelHealth> = platform
+        .breakers
+        .snapshot(std::time::Instant::now())
+        .into_iter()
+        .filter_map(|s| {
+            let provider = s.provider.strip_prefix(&prefix)?.to_string();
+            Some(ModelHealth {
+                provider,
+                model: s.model,
+                state: s.state.as_str(),
+                calls: s.calls,
+                failures: s.failures,
+                consecutive_overloads: s.consecutive_overloads,
+                retry_in_seconds: s.retry_in.map(|d| d.as_secs().max(1)),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+    out
+}

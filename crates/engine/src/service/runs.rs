@@ -20,6 +20,10 @@ pub struct StartRun {
     pub input: RunInput,
     pub thread_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Who starts the run; its costs are attributed to them.
+    pub started_by: crate::service::principal::Actor,
+    /// The caller's own id for its end user (budgets and cost reports can use it).
+    pub end_user: Option<String>,
 }
 
 fn validate_thread_id(thread: &str) -> bool {
@@ -64,6 +68,14 @@ pub async fn start(
             "must be 1-255 characters",
         ));
     }
+    if let Some(end_user) = &request.end_user
+        && (end_user.is_empty() || end_user.len() > 200 || end_user.chars().any(char::is_control))
+    {
+        errors.push(FieldError::new(
+            "end_user",
+            "must be 1-200 characters without control characters",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ServiceError::validation(errors));
     }
@@ -99,6 +111,12 @@ pub async fn start(
             input,
             idempotency_key: request.idempotency_key,
             request_hash: request_hash.clone(),
+            api_key_id: match &request.started_by {
+                crate::service::principal::Actor::ApiKey { id, .. } => Some(*id),
+                _ => None,
+            },
+            user_id: request.started_by.user_id().map(|u| u.0),
+            end_user: request.end_user,
         },
     )
     .await?;

@@ -5,7 +5,10 @@ pub mod api_keys;
 pub mod apply;
 pub mod audit_log;
 pub mod auth;
+pub mod budgets;
+pub mod costs;
 pub mod events;
+pub mod guardrails;
 pub mod me;
 pub mod members;
 pub mod org;
@@ -27,7 +30,10 @@ mod tests {
             ("apply", include_str!("apply.rs")),
             ("audit_log", include_str!("audit_log.rs")),
             ("auth", include_str!("auth.rs")),
+            ("budgets", include_str!("budgets.rs")),
+            ("costs", include_str!("costs.rs")),
             ("events", include_str!("events.rs")),
+            ("guardrails", include_str!("guardrails.rs")),
             ("me", include_str!("me.rs")),
             ("members", include_str!("members.rs")),
             ("org", include_str!("org.rs")),

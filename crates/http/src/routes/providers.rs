@@ -75,3 +75,43 @@ pub async fn delete(
     crate::audit::record(&state, &g.caller, g.scope, change).await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Circuit breakers of the org's models as this server sees them: `open` means calls are
+/// skipped (and fall over) until a probe succeeds.
+#[utoipa::path(get, path = "/provider-health", tag = "providers",
+    responses((status = 200, body = List<ModelHealthOut>)),
+    security(("bearer" = ["providers:read"])))]
+pub async fn health(
+    State(state): State<AppState>,
+    g: OrgGuard<perm::ProvidersRead>,
+) -> Json<List<ModelHealthOut>> {
+    let data = providers::health(&state.platform, g.scope)
+        .into_iter()
+        .map(|h| ModelHealthOut {
+            provider: h.provider,
+            model: h.model,
+            state: h.state.to_string(),
+            calls: h.calls,
+            failures: h.failures,
+            consecutive_overloads: h.consecutive_overloads,
+            retry_in_seconds: h.retry_in_seconds,
+        })
+        .collect();
+    Json(List {
+        data,
+        next_cursor: None,
+    })
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ModelHealthOut {
+    pub provider: String,
+    pub model: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    /// Calls and failures counted in the current window.
+    pub calls: u32,
+    pub failures: u32,
+    pub consecutive_overloads: u32,
+    pub retry_in_seconds: Option<u64>,
+}

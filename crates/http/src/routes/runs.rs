@@ -50,6 +50,8 @@ pub async fn create(
             input: body.input,
             thread_id: body.thread_id,
             idempotency_key,
+            started_by: g.caller.principal.actor.clone(),
+            end_user: body.end_user,
         },
     )
     .await?;

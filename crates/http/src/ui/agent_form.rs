@@ -99,6 +99,8 @@ impl AgentFormInput {
             tools: self.tools.clone(),
             max_steps,
             temperature,
+            max_repair_turns: agentry_core::agent::DEFAULT_REPAIR_TURNS,
+            ..Default::default()
         };
         (spec, errors)
     }

@@ -57,6 +57,8 @@ pub async fn start_run(
         input: RunInput::Text(typed.input.clone()),
         thread_id: (!typed.thread_id.is_empty()).then(|| typed.thread_id.clone()),
         idempotency_key: (!key.is_empty()).then(|| key.to_string()),
+        started_by: who.principal.actor.clone(),
+        end_user: None,
     };
     let scope = match who.ws(agentry_core::authz::Action::RunsExecute) {
         Ok(s) => s,

@@ -146,6 +146,18 @@ pub async fn update(
         Ok(s) => s,
         Err(r) => return r,
     };
+    // The form edits the basic fields; what only the API and YAML set (fallbacks, cache, …)
+    // is kept as it was.
+    let spec = AgentSpec {
+        max_tokens: current.spec.max_tokens,
+        fallbacks: current.spec.fallbacks.clone(),
+        context_fallback: current.spec.context_fallback.clone(),
+        cache: current.spec.cache,
+        guardrails: current.spec.guardrails.clone(),
+        output_schema: current.spec.output_schema.clone(),
+        max_repair_turns: current.spec.max_repair_turns,
+        ..spec
+    };
     match agents::update(&state.platform, scope, &current.spec.slug, spec).await {
         Ok(agent) => page::redirect(&agent_href(&agent)),
         Err(e) if is_form_error(e.code) => {

@@ -68,16 +68,33 @@ pub(crate) fn encode(request: &ChatRequest) -> Result<Vec<u8>, serde_json::Error
         .filter_map(|message| message.content.as_deref())
         .filter(|text| !text.is_empty())
         .collect();
+    let mut system = system.join("\n\n");
+    if let Some(schema) = &request.response_schema {
+        // Our adapter has no native structured output for Anthropic, so the schema goes into
+        // the instructions; the engine validates the answer against it either way.
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str(&schema_instruction(schema));
+    }
     let body = Body {
         model: &request.model,
         max_tokens: request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        system: (!system.is_empty()).then_some(system),
         messages: messages(&request.messages),
         tools: request.tools.iter().map(tool).collect(),
         temperature: request.temperature,
         stream: true,
     };
     serde_json::to_vec(&body)
+}
+
+/// The system-prompt instruction that asks for a JSON answer matching `schema`.
+pub(crate) fn schema_instruction(schema: &Value) -> String {
+    format!(
+        "Answer only with a single JSON value that matches this JSON Schema, with no other \
+         text and no code fences:\n{schema}"
+    )
 }
 
 fn messages(messages: &[Message]) -> Vec<WireMessage<'_>> {
@@ -189,6 +206,7 @@ mod tests {
             }],
             temperature: Some(0.5),
             max_tokens: Some(256),
+            ..ChatRequest::default()
         };
         let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
         assert_eq!(
@@ -218,6 +236,34 @@ mod tests {
                 "stream": true
             })
         );
+    }
+
+    #[test]
+    fn response_schema_becomes_a_system_instruction() {
+        let schema = json!({"type": "object", "required": ["n"]});
+        let mut request = ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::system("be brief"), Message::user("count")],
+            response_schema: Some(schema.clone()),
+            ..ChatRequest::default()
+        };
+        let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
+        let system = body["system"].as_str().unwrap();
+        assert!(
+            system.starts_with("be brief\n\nAnswer only with"),
+            "{system}"
+        );
+        assert!(
+            system.ends_with(r#"{"required":["n"],"type":"object"}"#),
+            "{system}"
+        );
+        assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
+        // Without other system text, the instruction is the whole system prompt.
+        request.messages.remove(0);
+        request.max_tokens = Some(77);
+        let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
+        assert_eq!(body["system"], schema_instruction(&schema));
+        assert_eq!(body["max_tokens"], 77);
     }
 
     #[test]

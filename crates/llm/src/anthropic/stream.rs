@@ -2,8 +2,8 @@
 //! come, `input_json_delta` fragments are joined per content-block index, usage is summed from
 //! `message_start` and `message_delta`, and an `error` event fails the attempt.
 //!
-//! The core [`Usage`] has no cache fields, so `input_tokens` reports the whole prompt:
-//! uncached input plus cache writes plus cache reads (Anthropic reports them separately).
+//! Anthropic reports uncached input, cache writes and cache reads as three separate counts;
+//! [`Usage::input_tokens`] is their sum (the whole prompt) and the cache fields keep the parts.
 
 use crate::failure::AttemptFailure;
 use crate::openai::assemble::{PartialCall, Parts, assemble};
@@ -109,6 +109,8 @@ impl AnthropicStream {
         Some(Usage {
             input_tokens: input.iter().flatten().sum(),
             output_tokens: self.output.unwrap_or(0),
+            cache_read_tokens: self.cache_read.unwrap_or(0),
+            cache_write_tokens: self.cache_write.unwrap_or(0),
         })
     }
 }
@@ -217,6 +219,10 @@ impl StreamFold for AnthropicStream {
 
     fn is_complete(&self) -> bool {
         self.done || self.stop_reason.is_some()
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.total_usage()
     }
 
     fn finish(self, requested_model: &str) -> Result<ChatResponse, AttemptFailure> {
@@ -372,7 +378,9 @@ mod tests {
             response.usage,
             Some(Usage {
                 input_tokens: 5 + 7 + 11,
-                output_tokens: 9
+                output_tokens: 9,
+                cache_read_tokens: 11,
+                cache_write_tokens: 7,
             })
         );
     }
@@ -383,7 +391,6 @@ mod tests {
             ("end_turn", FinishReason::Stop),
             ("stop_sequence", FinishReason::Stop),
             ("max_tokens", FinishReason::Length),
-            ("refusal", FinishReason::ContentFilter),
             ("pause_turn", FinishReason::Other("pause_turn".into())),
         ] {
             let delta = format!(
@@ -392,6 +399,27 @@ mod tests {
             let (_, response) = run(&[("message_delta", &delta)]);
             assert_eq!(response.unwrap().finish_reason, expected, "{reason}");
         }
+    }
+
+    #[test]
+    fn a_refusal_without_text_is_content_filtered() {
+        let (_, response) = run(&[(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"refusal"},"usage":{"output_tokens":1}}"#,
+        )]);
+        assert!(matches!(response, Err(AttemptFailure::ContentFiltered(_))));
+        let (texts, response) = run(&[
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"I can"}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"refusal"}}"#,
+            ),
+        ]);
+        assert_eq!(texts, ["I can"]);
+        assert_eq!(response.unwrap().finish_reason, FinishReason::ContentFilter);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 mod request;
 mod stream;
 
+pub(crate) use stream::error_message;
+
 use crate::config::OpenAiConfig;
 use crate::retry;
 use crate::streaming::{SseAttempt, headers};

@@ -25,7 +25,7 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Tools<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    generation_config: Option<GenerationConfig>,
+    generation_config: Option<GenerationConfig<'a>>,
 }
 
 #[derive(Serialize)]
@@ -50,11 +50,16 @@ struct FunctionDeclaration<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct GenerationConfig {
+struct GenerationConfig<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_output_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    /// Full JSON Schema (unlike `responseSchema`, which takes only Gemini's OpenAPI subset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_json_schema: Option<&'a Value>,
 }
 
 /// The JSON body of a `streamGenerateContent` request.
@@ -66,11 +71,15 @@ pub(crate) fn encode(request: &ChatRequest) -> Result<Vec<u8>, serde_json::Error
         .filter_map(|message| message.content.as_deref())
         .filter(|text| !text.is_empty())
         .collect();
-    let generation_config = (request.temperature.is_some() || request.max_tokens.is_some())
-        .then_some(GenerationConfig {
-            temperature: request.temperature,
-            max_output_tokens: request.max_tokens,
-        });
+    let schema = request.response_schema.as_ref();
+    let generation_config =
+        (request.temperature.is_some() || request.max_tokens.is_some() || schema.is_some())
+            .then_some(GenerationConfig {
+                temperature: request.temperature,
+                max_output_tokens: request.max_tokens,
+                response_mime_type: schema.map(|_| "application/json"),
+                response_json_schema: schema,
+            });
     let declarations: Vec<FunctionDeclaration<'_>> = request.tools.iter().map(tool).collect();
     let body = Body {
         system_instruction: (!system.is_empty()).then(|| Content {
@@ -194,6 +203,7 @@ mod tests {
             }],
             temperature: Some(0.5),
             max_tokens: Some(256),
+            ..ChatRequest::default()
         };
         let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
         assert_eq!(
@@ -229,6 +239,22 @@ mod tests {
         assert_eq!(
             body,
             json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+        );
+    }
+
+    #[test]
+    fn asks_for_json_matching_the_response_schema() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+        let request = ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::user("count")],
+            response_schema: Some(schema.clone()),
+            ..ChatRequest::default()
+        };
+        let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
+        assert_eq!(
+            body["generationConfig"],
+            json!({"responseMimeType": "application/json", "responseJsonSchema": schema})
         );
     }
 }

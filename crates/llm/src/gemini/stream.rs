@@ -58,6 +58,8 @@ struct UsageMetadata {
     prompt_token_count: Option<u64>,
     candidates_token_count: Option<u64>,
     thoughts_token_count: Option<u64>,
+    /// The part of `promptTokenCount` served from a (possibly implicit) context cache.
+    cached_content_token_count: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,10 +97,16 @@ impl StreamFold for GeminiStream {
         }
         if let Some(usage) = chunk.usage_metadata {
             // Cumulative: the last report counts. Thinking tokens are billed as output.
+            let input_tokens = usage.prompt_token_count.unwrap_or(0);
             self.usage = Some(Usage {
-                input_tokens: usage.prompt_token_count.unwrap_or(0),
+                input_tokens,
                 output_tokens: usage.candidates_token_count.unwrap_or(0)
                     + usage.thoughts_token_count.unwrap_or(0),
+                cache_read_tokens: usage
+                    .cached_content_token_count
+                    .unwrap_or(0)
+                    .min(input_tokens),
+                cache_write_tokens: 0,
             });
         }
         if let Some(reason) = chunk
@@ -155,12 +163,27 @@ impl StreamFold for GeminiStream {
         self.finish_reason.is_some()
     }
 
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
     fn finish(self, requested_model: &str) -> Result<ChatResponse, AttemptFailure> {
         let Some(reason) = self.finish_reason else {
             return Err(AttemptFailure::Interrupted(
                 "the stream ended before a finishReason".to_string(),
             ));
         };
+        let filtered = matches!(
+            reason.as_str(),
+            "SAFETY" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
+        ) || reason.starts_with("prompt_blocked:");
+        if filtered && self.content.is_empty() && self.calls.is_empty() {
+            let detail = match reason.strip_prefix("prompt_blocked:") {
+                Some(block) => format!("the prompt was blocked ({block})"),
+                None => format!("finish reason {reason} and no content"),
+            };
+            return Err(AttemptFailure::ContentFiltered(detail));
+        }
         let reason = match reason.as_str() {
             "STOP" => "stop".to_string(),
             "MAX_TOKENS" => "length".to_string(),
@@ -232,7 +255,7 @@ mod tests {
     fn folds_text_calls_and_the_last_usage() {
         let (texts, response) = run(&[
             r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"thinking","thought":true},{"text":"Hel"}]},"index":0}],"usageMetadata":{"promptTokenCount":4},"modelVersion":"gemini-x"}"#,
-            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"lo"},{"functionCall":{"name":"calc","args":{"x":1}}},{"functionCall":{"name":"now"}}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":6,"thoughtsTokenCount":2}}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"lo"},{"functionCall":{"name":"calc","args":{"x":1}}},{"functionCall":{"name":"now"}}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":6,"thoughtsTokenCount":2,"cachedContentTokenCount":3}}"#,
         ]);
         assert_eq!(texts, ["Hel", "lo"]);
         let response = response.unwrap();
@@ -248,7 +271,9 @@ mod tests {
             response.usage,
             Some(Usage {
                 input_tokens: 4,
-                output_tokens: 8
+                output_tokens: 8,
+                cache_read_tokens: 3,
+                cache_write_tokens: 0,
             })
         );
     }
@@ -261,13 +286,28 @@ mod tests {
         };
         assert_eq!(finish("STOP"), FinishReason::Stop);
         assert_eq!(finish("MAX_TOKENS"), FinishReason::Length);
-        assert_eq!(finish("SAFETY"), FinishReason::ContentFilter);
         assert_eq!(
             finish("RECITATION"),
             FinishReason::Other("RECITATION".into())
         );
+        // A filter with no content is an error; with partial text the answer is kept.
+        let empty = run(&[r#"{"candidates":[{"finishReason":"SAFETY"}]}"#]).1;
+        assert_eq!(
+            empty.unwrap_err(),
+            AttemptFailure::ContentFiltered("finish reason SAFETY and no content".into())
+        );
+        let partial = run(&[
+            r#"{"candidates":[{"content":{"parts":[{"text":"Sure"}]},"finishReason":"SAFETY"}]}"#,
+        ])
+        .1
+        .unwrap();
+        assert_eq!(partial.finish_reason, FinishReason::ContentFilter);
+        assert_eq!(partial.content.as_deref(), Some("Sure"));
         let blocked = run(&[r#"{"promptFeedback":{"blockReason":"SAFETY"}}"#]).1;
-        assert_eq!(blocked.unwrap().finish_reason, FinishReason::ContentFilter);
+        assert_eq!(
+            blocked.unwrap_err(),
+            AttemptFailure::ContentFiltered("the prompt was blocked (SAFETY)".into())
+        );
 
         let (_, cut) = run(&[r#"{"candidates":[{"content":{"parts":[{"text":"a"}]}}]}"#]);
         assert!(matches!(cut, Err(AttemptFailure::Interrupted(_))));

@@ -52,6 +52,17 @@ pub(crate) fn assemble(
         Some(reason) => reason,
         None => FinishReason::Stop,
     };
+    if finish_reason == FinishReason::ContentFilter
+        && parts.content.is_empty()
+        && tool_calls.is_empty()
+    {
+        // Nothing usable came back: an error the caller can act on, not an empty answer.
+        // With partial text the answer is kept (and was already shown) and the finish reason
+        // tells the caller it was cut.
+        return Err(AttemptFailure::ContentFiltered(
+            "the answer ended with finish reason `content_filter` and no content".to_string(),
+        ));
+    }
     Ok(ChatResponse {
         model: parts
             .model
@@ -99,6 +110,19 @@ mod tests {
         assert_eq!(length.finish_reason, FinishReason::Length);
         let odd = assemble(parts(vec![], Some("eos_token")), "m").unwrap();
         assert_eq!(odd.finish_reason, FinishReason::Other("eos_token".into()));
+    }
+
+    #[test]
+    fn an_empty_content_filtered_answer_is_an_error() {
+        assert!(matches!(
+            assemble(parts(vec![], Some("content_filter")), "m"),
+            Err(AttemptFailure::ContentFiltered(_))
+        ));
+        let mut partial = parts(vec![], Some("content_filter"));
+        partial.content = "Here is".into();
+        let partial = assemble(partial, "m").unwrap();
+        assert_eq!(partial.finish_reason, FinishReason::ContentFilter);
+        assert_eq!(partial.content.as_deref(), Some("Here is"));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(super) struct OpenAiAttempt<'a> {
 
 #[async_trait::async_trait]
 impl Attempt for OpenAiAttempt<'_> {
+    type Output = ChatResponse;
+
     async fn run(&self, sink: &Forwarding<'_>) -> Result<ChatResponse, Failed> {
         let first_deadline = Instant::now() + self.timeouts.first_token;
         let mut request = self
@@ -56,11 +58,8 @@ impl Attempt for OpenAiAttempt<'_> {
         if !response.status().is_success() {
             let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
             let body = read_error_body(response, MAX_ERROR_BODY, ERROR_BODY_WAIT).await;
-            let failure = AttemptFailure::Status {
-                status,
-                message: wire::error_message(&body),
-                retry_after,
-            };
+            let message = wire::error_message(&body);
+            let failure = AttemptFailure::status(status, &body, message, retry_after);
             return Err(Failed::new(failure, Some(status)));
         }
         let content_type = response

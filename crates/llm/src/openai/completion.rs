@@ -84,7 +84,8 @@ mod tests {
             response.usage,
             Some(Usage {
                 input_tokens: 3,
-                output_tokens: 4
+                output_tokens: 4,
+                ..Default::default()
             })
         );
     }

@@ -13,6 +13,8 @@ struct Body<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<serde_json::Value>,
     stream: bool,
     stream_options: StreamOptions,
 }
@@ -70,6 +72,15 @@ pub(crate) fn encode(request: &ChatRequest) -> Result<Vec<u8>, serde_json::Error
         tools: request.tools.iter().map(tool).collect(),
         temperature: request.temperature,
         max_tokens: request.max_tokens,
+        // OpenAI's structured outputs; `strict` is left off because strict mode refuses
+        // schemas that do not list every property as required, and the engine validates the
+        // answer against the schema either way.
+        response_format: request.response_schema.as_ref().map(|schema| {
+            serde_json::json!({
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema},
+            })
+        }),
         stream: true,
         stream_options: StreamOptions {
             include_usage: true,
@@ -163,6 +174,7 @@ mod tests {
             }],
             temperature: Some(0.5),
             max_tokens: Some(256),
+            ..ChatRequest::default()
         };
         let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
         assert_eq!(
@@ -201,5 +213,24 @@ mod tests {
         assert!(body.get("tools").is_none());
         assert!(body.get("temperature").is_none());
         assert!(body.get("max_tokens").is_none());
+        assert!(body.get("response_format").is_none());
+    }
+
+    #[test]
+    fn sends_the_response_schema_as_json_schema_format() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+        let request = ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::user("count")],
+            response_schema: Some(schema.clone()),
+            max_tokens: Some(100),
+            ..ChatRequest::default()
+        };
+        let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}})
+        );
+        assert_eq!(body["max_tokens"], 100);
     }
 }

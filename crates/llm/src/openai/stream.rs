@@ -148,6 +148,10 @@ impl crate::streaming::StreamFold for StreamState {
         StreamState::is_complete(self)
     }
 
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
     fn finish(self, requested_model: &str) -> Result<ChatResponse, AttemptFailure> {
         StreamState::finish(self, requested_model)
     }
@@ -198,7 +202,8 @@ mod tests {
             response.usage,
             Some(Usage {
                 input_tokens: 5,
-                output_tokens: 2
+                output_tokens: 2,
+                ..Default::default()
             })
         );
     }

@@ -85,6 +85,16 @@ pub(crate) struct CompletionToolCall {
 pub(crate) struct WireUsage {
     pub(crate) prompt_tokens: Option<u64>,
     pub(crate) completion_tokens: Option<u64>,
+    /// OpenAI's prompt-cache report: `cached_tokens` is the part of `prompt_tokens` read from
+    /// the cache.
+    pub(crate) prompt_tokens_details: Option<PromptTokensDetails>,
+    /// DeepSeek reports cache hits beside `prompt_tokens` instead.
+    pub(crate) prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PromptTokensDetails {
+    pub(crate) cached_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -93,9 +103,20 @@ impl WireUsage {
         if self.prompt_tokens.is_none() && self.completion_tokens.is_none() {
             return None;
         }
+        let input_tokens = self.prompt_tokens.unwrap_or(0);
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|details| details.cached_tokens)
+            .or(self.prompt_cache_hit_tokens)
+            .unwrap_or(0);
         Some(Usage {
-            input_tokens: self.prompt_tokens.unwrap_or(0),
+            input_tokens,
             output_tokens: self.completion_tokens.unwrap_or(0),
+            // A subset of the prompt by definition; a server reporting more is clamped rather
+            // than allowed to make the uncached part negative.
+            cache_read_tokens: cached.min(input_tokens),
+            cache_write_tokens: 0,
         })
     }
 }
@@ -179,10 +200,42 @@ mod tests {
             usage.usage(),
             Some(Usage {
                 input_tokens: 3,
-                output_tokens: 0
+                output_tokens: 0,
+                ..Default::default()
             })
         );
         let empty: WireUsage = serde_json::from_str("{}").unwrap();
         assert_eq!(empty.usage(), None);
+    }
+
+    #[test]
+    fn usage_reads_cached_prompt_tokens() {
+        let usage: WireUsage = serde_json::from_str(
+            r#"{"prompt_tokens":2006,"completion_tokens":300,
+                "prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            usage.usage(),
+            Some(Usage {
+                input_tokens: 2006,
+                output_tokens: 300,
+                cache_read_tokens: 1920,
+                cache_write_tokens: 0,
+            })
+        );
+        let deepseek: WireUsage = serde_json::from_str(
+            r#"{"prompt_tokens":10,"completion_tokens":1,"prompt_cache_hit_tokens":8}"#,
+        )
+        .unwrap();
+        assert_eq!(deepseek.usage().unwrap().cache_read_tokens, 8);
+        let odd: WireUsage = serde_json::from_str(
+            r#"{"prompt_tokens":5,"prompt_tokens_details":{"cached_tokens":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(odd.usage().unwrap().cache_read_tokens, 5);
+        let null_details: WireUsage =
+            serde_json::from_str(r#"{"prompt_tokens":5,"prompt_tokens_details":null}"#).unwrap();
+        assert_eq!(null_details.usage().unwrap().cache_read_tokens, 0);
     }
 }
