@@ -52,6 +52,10 @@ pub struct AgentSpec {
     /// with the violations before the run fails with `output_schema_mismatch`.
     #[serde(default = "default_repair_turns")]
     pub max_repair_turns: u32,
+    /// Ask the provider to cache the prompt prefix between the agent loop's calls (Anthropic
+    /// `cache_control`; cached reads are billed at the lower cached-input price).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prompt_cache: bool,
 }
 
 pub const DEFAULT_REPAIR_TURNS: u32 = 2;
@@ -99,6 +103,37 @@ pub fn split_model(model: &str) -> Option<(&str, &str)> {
     Some((provider, name))
 }
 
+/// What an agent's `model` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelRef<'a> {
+    /// `provider/model`.
+    Direct { provider: &'a str, model: &'a str },
+    /// `auto`: the org's router picks a tier per request.
+    Auto,
+    /// `tier:fast|standard|premium`: the org's model for that tier.
+    Tier(&'a str),
+    /// Any other name: one of the org's model aliases.
+    Alias(&'a str),
+}
+
+pub const TIERS: [&str; 3] = ["fast", "standard", "premium"];
+
+impl<'a> ModelRef<'a> {
+    pub fn parse(model: &'a str) -> Option<ModelRef<'a>> {
+        if model.contains('/') {
+            let (provider, model) = split_model(model)?;
+            return Some(ModelRef::Direct { provider, model });
+        }
+        if model == "auto" {
+            return Some(ModelRef::Auto);
+        }
+        if let Some(tier) = model.strip_prefix("tier:") {
+            return TIERS.contains(&tier).then_some(ModelRef::Tier(tier));
+        }
+        is_valid_slug(model).then_some(ModelRef::Alias(model))
+    }
+}
+
 pub fn is_valid_slug(slug: &str) -> bool {
     !slug.is_empty()
         && slug.len() <= 64
@@ -128,10 +163,10 @@ impl AgentSpec {
                 "must be at most 100000 characters",
             ));
         }
-        if split_model(&self.model).is_none() {
+        if ModelRef::parse(&self.model).is_none() {
             errors.push(FieldError::new(
                 "model",
-                "must be '<provider>/<model>', e.g. 'openai/gpt-4.1-mini'",
+                "must be '<provider>/<model>' (e.g. 'openai/gpt-4.1-mini'), 'auto', 'tier:fast|standard|premium' or a model alias",
             ));
         }
         if self.max_steps == 0 || self.max_steps > MAX_MAX_STEPS {

@@ -89,6 +89,11 @@ pub struct ChatRequest {
     /// native structured output where it has one; the engine validates either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_schema: Option<Value>,
+    /// Ask the provider to cache the prompt prefix (Anthropic `cache_control` breakpoints on
+    /// the tools, the system prompt and the conversation so far; OpenAI and Gemini cache
+    /// without being asked).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prompt_cache: bool,
 }
 
 /// Token counts of one model call as the provider reported them.

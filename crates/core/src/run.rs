@@ -115,6 +115,10 @@ pub mod event {
     pub const BUDGET_BLOCKED: &str = "budget.blocked";
     /// The answer did not match the output schema; the model is asked again.
     pub const OUTPUT_REPAIR: &str = "output.repair";
+    /// `model: auto` picked a tier for the step: `{tier, score, reasons, model, estimated_cost_usd}`.
+    pub const ROUTE_DECIDED: &str = "route.decided";
+    /// A routed answer declined or missed the schema; the step moves to a stronger tier.
+    pub const ROUTE_ESCALATED: &str = "route.escalated";
     /// A guardrail rule matched (block, redact or flag).
     pub const GUARDRAIL: &str = "guardrail";
     pub const TOOL_STARTED: &str = "tool.started";

@@ -11,8 +11,10 @@ use crate::journal::{
 use crate::platform::Platform;
 use crate::pricing::{Price, PriceSource};
 use crate::response_cache;
+use crate::service::routing::RoutingConfig;
 use agentry_core::ErrorCode;
 use agentry_core::agent::DEFAULT_MAX_OUTPUT_TOKENS;
+use agentry_core::agent::ModelRef;
 use agentry_core::agent::{AgentSpec, split_model};
 use agentry_core::chat::{
     ChatModel, ChatRequest, ChatResponse, DeltaSink, Message, ProviderError, Usage,
@@ -22,6 +24,7 @@ use agentry_core::run::{RunError, RunInput, RunStatus, StepRecord, ToolErrorReco
 use agentry_core::scope::WorkspaceScope;
 use agentry_core::tool::ToolContext;
 use agentry_guardrails::{CompiledPolicy, GuardrailEvent};
+use agentry_routing::Tier;
 use agentry_store::jobs::{ClaimedJob, Lease};
 use agentry_store::runs::{self, Commit, NewEvent, NewStep, RunChange, RunRow};
 use agentry_store::{StoreError, agents, budgets, costs, jobs};
@@ -601,16 +604,31 @@ async fn call_model(
         temperature: spec.temperature,
         max_tokens,
         response_schema: spec.output_schema.clone(),
+        prompt_cache: spec.prompt_cache,
     };
-    let mut queue: std::collections::VecDeque<Candidate> = std::iter::once(&spec.model)
-        .chain(spec.fallbacks.iter())
-        .filter_map(|m| Candidate::parse(m))
-        .collect();
+    let started_at = Utc::now();
+    let mut events = Vec::new();
+    let route = match plan_route(exec, spec, step, &request, &mut events).await? {
+        Ok(route) => route,
+        Err(message) => {
+            let (ev, change) = exec.ending(
+                RunStatus::Failed,
+                None,
+                Some(RunError {
+                    code: ErrorCode::AgentUnavailable,
+                    message,
+                }),
+            );
+            events.push(ev);
+            exec.commit(vec![], events, change).await?;
+            return Ok(Flow::Ended);
+        }
+    };
+    let mut queue = route.candidates;
+    let mut routed = route.routed;
     let mut context_fallback_used = false;
     let mut attempt: i64 = 0;
     let mut last_error: Option<ProviderError> = None;
-    let started_at = Utc::now();
-    let mut events = Vec::new();
     let (response, candidate) = loop {
         let Some(candidate) = queue.pop_front() else {
             let e = last_error.unwrap_or_else(|| {
@@ -645,6 +663,30 @@ async fn call_model(
                         event::LLM_CACHE_HIT,
                         json!({"step": step, "model": candidate.label()}),
                     ));
+                }
+                // A routed answer that declines or misses the schema goes to a stronger tier;
+                // the weaker attempt stays billed and visible.
+                if let Some(r) = routed.as_mut()
+                    && let Some(reason) = escalation_reason(spec, &response)
+                    && let Some((next_tier, target)) =
+                        r.tier.next().and_then(|t| r.config.model_for(t))
+                    && let Some(next) = Candidate::parse(target)
+                {
+                    events.append(&mut exec.pending_events);
+                    let extra = std::mem::take(&mut exec.pending_extra);
+                    exec.last_call = None;
+                    events.push(exec.event(
+                        event::ROUTE_ESCALATED,
+                        json!({"step": step, "from": r.tier.as_str(), "to": next_tier.as_str(),
+                               "from_model": candidate.label(), "to_model": next.label(), "reason": reason}),
+                    ));
+                    metrics::counter!("agentry_route_escalations_total", "reason" => reason)
+                        .increment(1);
+                    exec.commit_with(vec![], std::mem::take(&mut events), RunChange::None, extra)
+                        .await?;
+                    r.tier = next_tier;
+                    queue.push_front(next);
+                    continue;
                 }
                 break (response, candidate);
             }
@@ -721,6 +763,164 @@ async fn call_model(
         }
     };
     finish_model_step(exec, spec, step, started_at, events, response, &candidate).await
+}
+
+/// The price of a candidate model, looked up once per execution.
+async fn price_of(
+    exec: &mut Execution,
+    candidate: &Candidate,
+) -> Result<Option<(Price, PriceSource)>, ExecError> {
+    let label = candidate.label();
+    if let Some(p) = exec.prices.get(&label) {
+        return Ok(*p);
+    }
+    let p = exec
+        .platform
+        .price_for(exec.scope.org(), &candidate.provider, &candidate.model)
+        .await?;
+    if p.is_none() {
+        tracing::warn!(model = %label, "no price known for this model: its costs are recorded as unknown");
+    }
+    exec.prices.insert(label, p);
+    Ok(p)
+}
+
+/// How a step picks its models: the agent's model (or the router's choice) and its fallbacks.
+struct Route {
+    candidates: std::collections::VecDeque<Candidate>,
+    /// Set for `model: auto`: the tier in use, for escalation.
+    routed: Option<Routed>,
+}
+
+struct Routed {
+    tier: Tier,
+    config: RoutingConfig,
+}
+
+/// Resolves the agent's model for this request; `Err` says why it cannot be.
+async fn plan_route(
+    exec: &mut Execution,
+    spec: &AgentSpec,
+    step: i64,
+    request: &ChatRequest,
+    events: &mut Vec<NewEvent>,
+) -> Result<Result<Route, String>, ExecError> {
+    let fallbacks = spec.fallbacks.iter().filter_map(|m| Candidate::parse(m));
+    let Some(model) = ModelRef::parse(&spec.model) else {
+        return Ok(Err(format!("invalid model '{}'", spec.model)));
+    };
+    if let ModelRef::Direct { .. } = model {
+        let candidates = Candidate::parse(&spec.model)
+            .into_iter()
+            .chain(fallbacks)
+            .collect();
+        return Ok(Ok(Route {
+            candidates,
+            routed: None,
+        }));
+    }
+    let config = crate::service::routing::get(&exec.platform, exec.scope.org()).await?;
+    if let Err(message) = config.check(&model) {
+        return Ok(Err(message));
+    }
+    let (first, routed) = match model {
+        ModelRef::Auto => {
+            let rules = config.rules.clone().unwrap_or_default();
+            let decision = agentry_routing::classify(&route_input(request), &rules);
+            let Some((tier, target)) = config.model_for(decision.tier) else {
+                return Ok(Err("the organization has no model tiers".into()));
+            };
+            let Some(candidate) = Candidate::parse(target) else {
+                return Ok(Err(format!(
+                    "tier model '{target}' is not 'provider/model'"
+                )));
+            };
+            let estimate = estimated_cost(exec, &candidate, request).await?;
+            events.push(exec.event(
+                event::ROUTE_DECIDED,
+                json!({"step": step, "tier": tier.as_str(), "classified": decision.tier.as_str(),
+                       "score": decision.score, "reasons": decision.reasons,
+                       "model": candidate.label(),
+                       "estimated_cost_usd": estimate.map(crate::pricing::format_pico)}),
+            ));
+            (candidate, Some(Routed { tier, config }))
+        }
+        ModelRef::Tier(t) => {
+            let target = crate::service::routing::tier_of(t)
+                .and_then(|tier| config.model_for(tier))
+                .map(|(_, m)| m.to_string())
+                .unwrap_or_default();
+            match Candidate::parse(&target) {
+                Some(c) => (c, None),
+                None => return Ok(Err(format!("no model for tier '{t}'"))),
+            }
+        }
+        ModelRef::Alias(a) => {
+            let target = config.aliases.get(a).cloned().unwrap_or_default();
+            match Candidate::parse(&target) {
+                Some(c) => (c, None),
+                None => return Ok(Err(format!("alias '{a}' names no model"))),
+            }
+        }
+        ModelRef::Direct { .. } => return Ok(Err("unreachable".into())),
+    };
+    Ok(Ok(Route {
+        candidates: std::iter::once(first).chain(fallbacks).collect(),
+        routed,
+    }))
+}
+
+/// The router's view of a request.
+fn route_input(request: &ChatRequest) -> agentry_routing::RouteInput {
+    agentry_routing::RouteInput {
+        messages: request
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    agentry_core::chat::Role::System => "system",
+                    agentry_core::chat::Role::User => "user",
+                    agentry_core::chat::Role::Assistant => "assistant",
+                    agentry_core::chat::Role::Tool => "tool",
+                };
+                agentry_routing::Message::new(role, m.content.clone().unwrap_or_default())
+            })
+            .collect(),
+        tool_count: request.tools.len(),
+    }
+}
+
+/// What the router expects a call to cost: the prompt at ~4 bytes per token and a typical
+/// 256-token answer, at the model's price (shown next to the actual cost in the trace).
+async fn estimated_cost(
+    exec: &mut Execution,
+    candidate: &Candidate,
+    request: &ChatRequest,
+) -> Result<Option<i64>, ExecError> {
+    let (input, _) = budget::max_tokens_of(request, 0);
+    let usage = Usage {
+        input_tokens: input.div_ceil(4),
+        output_tokens: 256,
+        ..Default::default()
+    };
+    Ok(price_of(exec, candidate)
+        .await?
+        .map(|(p, _)| p.cost_pico(&usage)))
+}
+
+/// Why a routed answer should go to a stronger tier, if it should.
+fn escalation_reason(spec: &AgentSpec, response: &ChatResponse) -> Option<&'static str> {
+    if !response.tool_calls.is_empty() {
+        return None;
+    }
+    let text = response.content.as_deref().unwrap_or("");
+    if agentry_routing::is_decline(text) {
+        return Some("declined");
+    }
+    if spec.output_schema.is_some() && check_structured(spec, text).is_err() {
+        return Some("output_schema");
+    }
+    None
 }
 
 /// Breakers are per org: two orgs' providers named alike are different services.
@@ -832,20 +1032,7 @@ async fn attempt_model(
             cache_hit: true,
         });
     }
-    let price = match exec.prices.get(&label) {
-        Some(p) => *p,
-        None => {
-            let p = exec
-                .platform
-                .price_for(exec.scope.org(), &candidate.provider, &candidate.model)
-                .await?;
-            if p.is_none() {
-                tracing::warn!(model = %label, "no price known for this model: its costs are recorded as unknown");
-            }
-            exec.prices.insert(label.clone(), p);
-            p
-        }
-    };
+    let price = price_of(exec, candidate).await?;
     let held = if budgets.is_empty() {
         Held::default()
     } else {

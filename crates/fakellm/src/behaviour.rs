@@ -5,6 +5,9 @@
 //! Model-name grammar: `<behaviour>[+latency=<ms>][+chunk_delay=<ms>]`.
 //! - `tool-loop-N`: call `calculator` until the conversation holds N tool results, then answer
 //!   `done after N tool calls`.
+//! - `capable-N` (N = 0, 1, 2: a model tier): answers `done by tier N` unless the last user
+//!   message carries a marker `[needs:K]` with K > N, then declines ("I can't help with that").
+//!   Routing benchmarks use it as a model that fails tasks above its tier.
 //! - anything else (`echo`): compute with `calculator` when offered and the last user message
 //!   holds an arithmetic expression, report a tool result, or echo the last user message.
 
@@ -25,6 +28,7 @@ pub(crate) struct ModelSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Behaviour {
     ToolLoop(usize),
+    Capable(u8),
     Echo,
 }
 
@@ -32,11 +36,15 @@ impl ModelSpec {
     /// Parses a model name. Unknown modifiers are ignored, so model names stay forgiving.
     pub(crate) fn parse(model: &str) -> Self {
         let mut parts = model.split('+');
-        let behaviour = parts
-            .next()
-            .and_then(|name| name.trim().strip_prefix("tool-loop-"))
-            .and_then(|n| n.parse().ok())
-            .map_or(Behaviour::Echo, Behaviour::ToolLoop);
+        let name = parts.next().unwrap_or("").trim();
+        let behaviour =
+            if let Some(n) = name.strip_prefix("tool-loop-").and_then(|n| n.parse().ok()) {
+                Behaviour::ToolLoop(n)
+            } else if let Some(n) = name.strip_prefix("capable-").and_then(|n| n.parse().ok()) {
+                Behaviour::Capable(n)
+            } else {
+                Behaviour::Echo
+            };
         let mut spec = Self {
             behaviour,
             latency_ms: None,
@@ -63,7 +71,27 @@ impl ModelSpec {
 pub(crate) fn builtin_reply(behaviour: Behaviour, view: &ChatView<'_>) -> Reply {
     match behaviour {
         Behaviour::ToolLoop(n) => tool_loop(n, view),
+        Behaviour::Capable(n) => capable(n, view),
         Behaviour::Echo => echo(view),
+    }
+}
+
+fn capable(tier: u8, view: &ChatView<'_>) -> Reply {
+    let messages = view.messages();
+    let needs = messages
+        .iter()
+        .rev()
+        .find(|message| role(message) == "user")
+        .map(text)
+        .and_then(|said| {
+            let start = said.find("[needs:")? + "[needs:".len();
+            said[start..].chars().next()?.to_digit(10)
+        })
+        .unwrap_or(0);
+    if needs > u32::from(tier) {
+        Reply::text("I can't help with that; it is beyond what I can do reliably.")
+    } else {
+        Reply::text(format!("done by tier {tier}"))
     }
 }
 
@@ -309,5 +337,29 @@ mod tests {
         assert_eq!(find_expression("-5"), None);
         assert_eq!(find_expression("3 +"), None);
         assert_eq!(find_expression(""), None);
+    }
+
+    #[test]
+    fn capable_models_decline_tasks_above_their_tier() {
+        assert_eq!(
+            ModelSpec::parse("capable-1").behaviour,
+            Behaviour::Capable(1)
+        );
+        let ask = |model: &str, said: &str| {
+            reply_for(
+                model,
+                json!({"messages": [{"role": "user", "content": said}]}),
+            )
+        };
+        assert_eq!(
+            text_of(&ask("capable-0", "easy [needs:0]")),
+            "done by tier 0"
+        );
+        assert_eq!(
+            text_of(&ask("capable-2", "hard [needs:2]")),
+            "done by tier 2"
+        );
+        assert!(text_of(&ask("capable-0", "hard [needs:2]")).starts_with("I can't help"));
+        assert_eq!(text_of(&ask("capable-1", "no marker")), "done by tier 1");
     }
 }

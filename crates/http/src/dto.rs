@@ -16,12 +16,18 @@ use utoipa::ToSchema;
 pub struct CreateProvider {
     /// Name used in agent models: `<name>/<model>`.
     pub name: String,
+    /// A known service that fills `kind` and `base_url`: openai, groq, deepseek, xai, mistral,
+    /// together, openrouter, ollama, vllm, llamacpp, litellm, anthropic, gemini.
+    #[serde(default)]
+    pub preset: Option<String>,
     /// Wire protocol: `openai` (any OpenAI-compatible server), `anthropic` (Messages API) or
-    /// `gemini` (generateContent).
-    pub kind: String,
+    /// `gemini` (generateContent). Required without a preset.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`, `https://api.anthropic.com`,
-    /// `https://generativelanguage.googleapis.com`.
-    pub base_url: String,
+    /// `https://generativelanguage.googleapis.com`. Required without a preset.
+    #[serde(default)]
+    pub base_url: Option<String>,
     /// Stored encrypted; never returned.
     #[serde(default)]
     pub api_key: Option<String>,
@@ -94,6 +100,9 @@ pub struct AgentInput {
     /// Repair turns for an answer that does not match `output_schema` (default 2, at most 5).
     #[serde(default)]
     pub max_repair_turns: Option<u32>,
+    /// Ask the provider to cache the prompt prefix (Anthropic `cache_control`).
+    #[serde(default)]
+    pub prompt_cache: bool,
 }
 
 impl From<AgentInput> for agentry_core::agent::AgentSpec {
@@ -118,6 +127,7 @@ impl From<AgentInput> for agentry_core::agent::AgentSpec {
             max_repair_turns: a
                 .max_repair_turns
                 .unwrap_or(agentry_core::agent::DEFAULT_REPAIR_TURNS),
+            prompt_cache: a.prompt_cache,
         }
     }
 }
@@ -143,6 +153,7 @@ pub struct AgentOut {
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<serde_json::Value>,
     pub max_repair_turns: u32,
+    pub prompt_cache: bool,
     /// Increases with every PUT; runs record the version they used.
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -168,6 +179,7 @@ impl From<Agent> for AgentOut {
             guardrails: a.spec.guardrails,
             output_schema: a.spec.output_schema,
             max_repair_turns: a.spec.max_repair_turns,
+            prompt_cache: a.spec.prompt_cache,
             version: a.version,
             created_at: a.created_at,
             updated_at: a.updated_at,

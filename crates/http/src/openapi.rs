@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::routes::{
     agents, api_keys, apply, audit_log, auth, budgets, costs, events, guardrails, me, members, org,
-    providers, runs, sso,
+    providers, routing, runs, sso,
 };
 use axum::Json;
 use utoipa::OpenApi;
@@ -44,6 +44,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(providers::create, providers::list))
         .routes(routes!(providers::health))
+        .routes(routes!(routing::get, routing::put))
         .routes(routes!(providers::get, providers::delete))
         .routes(routes!(agents::create, agents::list))
         .routes(routes!(agents::get, agents::update, agents::delete))

@@ -628,3 +628,46 @@ pub fn classify(input: &RouteInput, rules: &RouterRules) -> RouteDecision {
 
 #[cfg(test)]
 mod tests;
+
+/// Phrases with which models decline a task they cannot do. Checked at the start of the answer
+/// (after leading whitespace), lower-cased, so an answer that merely mentions them is not a
+/// decline.
+const DECLINE_OPENINGS: [&str; 10] = [
+    "i can't help",
+    "i cannot help",
+    "i can't do",
+    "i cannot do",
+    "i'm not able to",
+    "i am not able to",
+    "i'm unable to",
+    "i am unable to",
+    "sorry, i can't",
+    "sorry, i cannot",
+];
+
+/// Whether a model's answer declines the task (escalation reason [`EscalationReason::Refusal`]).
+pub fn is_decline(answer: &str) -> bool {
+    let opening: String = answer
+        .trim_start()
+        .chars()
+        .take(40)
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == '\u{2019}' { '\'' } else { c })
+        .collect();
+    DECLINE_OPENINGS.iter().any(|d| opening.starts_with(d))
+}
+
+#[cfg(test)]
+mod decline_tests {
+    use super::is_decline;
+
+    #[test]
+    fn declines_are_recognised_only_at_the_start() {
+        assert!(is_decline("I can't help with that."));
+        assert!(is_decline("  I’m unable to solve this reliably."));
+        assert!(is_decline("Sorry, I cannot do that"));
+        assert!(!is_decline("Here is how: first, I can't stress enough..."));
+        assert!(!is_decline("The answer is 42."));
+        assert!(!is_decline(""));
+    }
+}

@@ -148,13 +148,16 @@ pub(crate) fn money() -> Vec<Ddl> {
                 .col(time("created_at"))
                 .to_owned(),
         ),
-        // The organization's guardrail policy (agents add their own on top).
+        // Per-organization settings documents: `guardrails` (the org's policy; agents add
+        // theirs), `routing` (model tiers and aliases).
         Ddl::table(
             Table::create()
-                .table("guardrail_policies")
-                .col(id("org_id").primary_key())
-                .col(json("policy"))
+                .table("org_settings")
+                .col(id("org_id"))
+                .col(text("key"))
+                .col(json("value"))
                 .col(time("updated_at"))
+                .primary_key(Index::create().col("org_id").col("key"))
                 .to_owned(),
         ),
         crate::migrations::unique(

@@ -226,7 +226,7 @@ pub async fn delete_org_data(db: &Db, scope: OrgScope) -> Result<()> {
         "budget_periods",
         "budgets",
         "model_prices",
-        "guardrail_policies",
+        "org_settings",
         "run_events",
         "run_steps",
         "runs",

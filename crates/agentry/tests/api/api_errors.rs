@@ -158,7 +158,7 @@ async fn agent_validation_names_what_exists() {
     let r = app
         .post(
             "/api/v1/agents",
-            json!({"slug": "Bad Slug!", "name": "", "model": "fake", "max_steps": 0}),
+            json!({"slug": "Bad Slug!", "name": "", "model": "not a model", "max_steps": 0}),
         )
         .await;
     assert_eq!(r.status, 422);

@@ -19,6 +19,7 @@ mod limits;
 mod model_reliability;
 mod money;
 mod regressions;
+mod routing;
 mod secrets;
 mod sso;
 mod streaming;

@@ -390,3 +390,45 @@ async fn answers_that_miss_the_output_schema_are_repaired_a_bounded_number_of_ti
         "output_schema"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_can_be_registered_from_presets() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/api/v1/providers",
+            json!({"name": "groq", "preset": "groq", "api_key": "gsk_test"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "openai");
+    assert_eq!(r.body["base_url"], "https://api.groq.com/openai/v1");
+    let r = app
+        .post(
+            "/api/v1/providers",
+            json!({"name": "claude", "preset": "anthropic", "api_key": "sk-ant"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "anthropic");
+    // An explicit base URL wins over the preset's (e.g. a proxy).
+    let r = app
+        .post(
+            "/api/v1/providers",
+            json!({"name": "proxy", "preset": "openai", "base_url": "https://llm-proxy.example.com/v1"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["base_url"], "https://llm-proxy.example.com/v1");
+    for (body, field) in [
+        (json!({"name": "x", "preset": "no-such-service"}), "preset"),
+        (
+            json!({"name": "y", "base_url": "https://a.example.com"}),
+            "kind",
+        ),
+    ] {
+        let r = app.post("/api/v1/providers", body.clone()).await;
+        assert_eq!(r.status, 422, "{body}: {:?}", r.body);
+        assert_eq!(r.body["error"]["details"]["fields"][0]["field"], field);
+    }
+}

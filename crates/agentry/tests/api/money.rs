@@ -553,3 +553,59 @@ async fn token_budgets_per_end_user_and_budget_validation() {
     assert_eq!(r.status, 404);
     assert_eq!(r.body["error"]["code"], "budget_not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_cache_tokens_are_asked_for_recorded_and_priced_by_kind() {
+    let app = TestApp::spawn().await;
+    let root = app.fake.base_url().trim_end_matches("/v1").to_string();
+    let r = app
+        .post(
+            "/api/v1/providers",
+            json!({"name": "anth", "kind": "anthropic", "base_url": root, "api_key": "sk-ant"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = app
+        .post(
+            "/api/v1/prices",
+            json!({"provider": "anth", "model": "cachey", "input": "3", "output": "15",
+                   "cache_read": "0.3", "cache_write": "3.75"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = app
+        .post(
+            "/api/v1/agents",
+            json!({"slug": "c", "name": "c", "instructions": "A long, stable system prompt.",
+                   "model": "anth/cachey", "prompt_cache": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // 100 uncached input tokens, 50 written to the cache, 200 read from it, 10 output.
+    app.fake.push_script(
+        "cachey",
+        vec![
+            Reply::text("cached")
+                .with_usage(100, 10)
+                .with_cache_usage(50, 200),
+        ],
+    );
+    let run = run_to_end(&app, "c", json!({"input": "hello"})).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let request = &app.fake.requests()[0];
+    assert_eq!(
+        request.body["system"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    let costs = app.get("/api/v1/costs?group_by=model").await.body;
+    let line = &costs["data"][0];
+    assert_eq!(
+        line["input_tokens"], 350,
+        "every prompt token, cached or not"
+    );
+    assert_eq!(line["cache_read_tokens"], 200);
+    assert_eq!(line["cache_write_tokens"], 50);
+    assert_eq!(line["output_tokens"], 10);
+    let expected: i128 = 100 * 3_000_000 + 200 * 300_000 + 50 * 3_750_000 + 10 * 15_000_000;
+    assert_eq!(pico(line["cost_usd"].as_str().unwrap()), expected);
+}

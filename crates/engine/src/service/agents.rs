@@ -4,7 +4,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::platform::Platform;
 use crate::service::providers::{self, Change};
 use agentry_core::ErrorCode;
-use agentry_core::agent::{Agent, AgentSpec, FieldError, split_model};
+use agentry_core::agent::{Agent, AgentSpec, FieldError, ModelRef, split_model};
 use agentry_core::scope::WorkspaceScope;
 use agentry_store::{StoreError, agents};
 
@@ -63,49 +63,56 @@ pub async fn validate_with(
         )
         .with_details(serde_json::json!({ "unknown": unknown, "available": known })));
     }
-    if let Some((provider, _)) = split_model(&spec.model) {
-        let mut names = providers::names(platform, scope.org()).await?;
-        names.extend(planned_providers.iter().cloned());
-        if !names.iter().any(|n| n == provider) {
-            return Err(ServiceError::new(
-                ErrorCode::UnknownProvider,
-                format!(
-                    "unknown provider '{provider}'; available providers: {}",
-                    if names.is_empty() {
-                        "none (register one with POST /api/v1/providers)".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            )
-            .with_details(serde_json::json!({ "unknown": provider, "available": names })));
+    let mut names = providers::names(platform, scope.org()).await?;
+    names.extend(planned_providers.iter().cloned());
+    let unknown_provider = |field: &str, provider: &str| {
+        ServiceError::new(
+            ErrorCode::UnknownProvider,
+            format!(
+                "{field}: unknown provider '{provider}'; available providers: {}",
+                if names.is_empty() {
+                    "none (register one with POST /api/v1/providers)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        )
+        .with_details(
+            serde_json::json!({ "field": field, "unknown": provider, "available": names }),
+        )
+    };
+    match ModelRef::parse(&spec.model) {
+        Some(ModelRef::Direct { provider, .. }) if !names.iter().any(|n| n == provider) => {
+            return Err(unknown_provider("model", provider));
         }
-        // Fallback models must name providers that exist too.
-        for (field, model) in spec
-            .fallbacks
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (format!("fallbacks[{i}]"), m))
-            .chain(
-                spec.context_fallback
-                    .iter()
-                    .map(|m| ("context_fallback".to_string(), m)),
-            )
-        {
-            if let Some((p, _)) = split_model(model)
-                && !names.iter().any(|n| n == p)
-            {
-                return Err(ServiceError::new(
-                    ErrorCode::UnknownProvider,
-                    format!(
-                        "{field}: unknown provider '{p}'; available providers: {}",
-                        names.join(", ")
-                    ),
-                )
-                .with_details(
-                    serde_json::json!({ "field": field, "unknown": p, "available": names }),
-                ));
+        Some(ModelRef::Direct { .. }) => {}
+        // Routed models need the org's routing to name them (checked again at run time).
+        Some(routed) => {
+            let routing = crate::service::routing::get(platform, scope.org()).await?;
+            if let Err(message) = routing.check(&routed) {
+                return Err(ServiceError::validation(vec![FieldError::new(
+                    "model", message,
+                )]));
             }
+        }
+        None => {}
+    }
+    // Fallback models must name providers that exist too.
+    for (field, model) in spec
+        .fallbacks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("fallbacks[{i}]"), m))
+        .chain(
+            spec.context_fallback
+                .iter()
+                .map(|m| ("context_fallback".to_string(), m)),
+        )
+    {
+        if let Some((p, _)) = split_model(model)
+            && !names.iter().any(|n| n == p)
+        {
+            return Err(unknown_provider(&field, p));
         }
     }
     Ok(())

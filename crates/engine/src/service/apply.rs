@@ -42,8 +42,12 @@ pub struct PlannedChange {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProviderSpec {
-    kind: String,
-    base_url: String,
+    #[serde(default)]
+    preset: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    base_url: Option<String>,
     #[serde(default)]
     api_key: Option<String>,
 }
@@ -78,6 +82,8 @@ struct AgentResourceSpec {
     output_schema: Option<serde_json::Value>,
     #[serde(default)]
     max_repair_turns: Option<u32>,
+    #[serde(default)]
+    prompt_cache: bool,
 }
 
 fn resource_error(index: usize, r: &Resource, e: ServiceError) -> ServiceError {
@@ -124,10 +130,13 @@ pub async fn apply(
         match r.kind.as_str() {
             "Provider" => {
                 let spec: ProviderSpec = parse_spec(i, r)?;
+                let (kind, base_url) =
+                    providers::with_preset(spec.preset.as_deref(), spec.kind, spec.base_url)
+                        .map_err(|e| resource_error(i, r, ServiceError::validation(vec![e])))?;
                 let input = ProviderInput {
                     name: r.metadata.name.clone(),
-                    kind: spec.kind,
-                    base_url: spec.base_url,
+                    kind,
+                    base_url,
                     api_key: spec.api_key,
                 };
                 let errors = providers::validate(&input);
@@ -160,6 +169,7 @@ pub async fn apply(
                         max_repair_turns: spec
                             .max_repair_turns
                             .unwrap_or(agentry_core::agent::DEFAULT_REPAIR_TURNS),
+                        prompt_cache: spec.prompt_cache,
                     },
                 ));
             }

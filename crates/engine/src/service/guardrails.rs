@@ -6,6 +6,7 @@ use crate::platform::Platform;
 use agentry_core::agent::{AgentSpec, FieldError};
 use agentry_core::scope::OrgScope;
 use agentry_guardrails::{CompiledPolicy, GuardrailPolicy};
+use agentry_store::org_settings;
 use serde_json::Value;
 
 /// Parses and compiles a policy document; errors name the field path under `field`.
@@ -20,16 +21,18 @@ pub fn parse_policy(field: &str, value: &Value) -> Result<GuardrailPolicy, Field
 
 /// The org's policy document (`{}` when none is set).
 pub async fn get(platform: &Platform, scope: OrgScope) -> ServiceResult<Value> {
-    Ok(agentry_store::guardrails::get(&platform.db, scope)
-        .await?
-        .map(|row| row.policy.0)
-        .unwrap_or_else(|| serde_json::json!({})))
+    Ok(
+        org_settings::get(&platform.db, scope, org_settings::GUARDRAILS)
+            .await?
+            .map(|row| row.value.0)
+            .unwrap_or_else(|| serde_json::json!({})),
+    )
 }
 
 /// Replaces the org's policy after validating it.
 pub async fn put(platform: &Platform, scope: OrgScope, policy: Value) -> ServiceResult<Value> {
     parse_policy("policy", &policy).map_err(|e| ServiceError::validation(vec![e]))?;
-    agentry_store::guardrails::put(&platform.db, scope, &policy).await?;
+    org_settings::put(&platform.db, scope, org_settings::GUARDRAILS, &policy).await?;
     Ok(policy)
 }
 
@@ -39,8 +42,8 @@ pub async fn compiled_for(
     scope: OrgScope,
     spec: &AgentSpec,
 ) -> ServiceResult<CompiledPolicy> {
-    let org = match agentry_store::guardrails::get(&platform.db, scope).await? {
-        Some(row) => parse_policy("org policy", &row.policy.0)
+    let org = match org_settings::get(&platform.db, scope, org_settings::GUARDRAILS).await? {
+        Some(row) => parse_policy("org policy", &row.value.0)
             .map_err(|e| ServiceError::validation(vec![e]))?,
         None => GuardrailPolicy::default(),
     };

@@ -14,5 +14,6 @@ pub mod members;
 pub mod orgs;
 pub mod principal;
 pub mod providers;
+pub mod routing;
 pub mod runs;
 pub mod sso;

@@ -25,6 +25,39 @@ pub struct ProviderInput {
     pub api_key: Option<String>,
 }
 
+/// Fills `kind` and `base_url` from a named preset (OpenAI, Groq, DeepSeek, xAI, Mistral,
+/// Together, OpenRouter, Ollama, vLLM, llama.cpp, LiteLLM, Anthropic, Gemini); what the user
+/// gives explicitly wins. Without a preset both are required.
+pub fn with_preset(
+    preset: Option<&str>,
+    kind: Option<String>,
+    base_url: Option<String>,
+) -> Result<(String, String), FieldError> {
+    let found = match preset {
+        Some(name) => Some(agentry_llm::preset(name).ok_or_else(|| {
+            FieldError::new(
+                "preset",
+                format!(
+                    "unknown preset '{name}'; presets: {}",
+                    agentry_llm::presets()
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let kind = kind
+        .or_else(|| found.map(|p| p.kind.as_str().to_string()))
+        .ok_or_else(|| FieldError::new("kind", "is required (or give a preset)"))?;
+    let base_url = base_url
+        .or_else(|| found.map(|p| p.base_url.to_string()))
+        .ok_or_else(|| FieldError::new("base_url", "is required (or give a preset)"))?;
+    Ok((kind, base_url))
+}
+
 /// A provider as shown to users: the key is never included, only whether one is set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderInfo {

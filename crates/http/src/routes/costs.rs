@@ -27,7 +27,9 @@ pub struct CostQuery {
     pub to: Option<String>,
 }
 
-async fn build_report(
+/// The report the API returns, also shown by the dashboard's costs page (`ui::costs`), so the
+/// two cannot disagree on labels or totals.
+pub(crate) async fn build_report(
     state: &AppState,
     scope: agentry_core::scope::OrgScope,
     q: &CostQuery,

@@ -13,6 +13,7 @@ pub mod me;
 pub mod members;
 pub mod org;
 pub mod providers;
+pub mod routing;
 pub mod runs;
 pub mod sso;
 pub mod system;
@@ -38,6 +39,7 @@ mod tests {
             ("members", include_str!("members.rs")),
             ("org", include_str!("org.rs")),
             ("providers", include_str!("providers.rs")),
+            ("routing", include_str!("routing.rs")),
             ("runs", include_str!("runs.rs")),
             ("sso", include_str!("sso.rs")),
         ];

@@ -18,10 +18,12 @@ pub async fn create(
     g: OrgGuard<perm::ProvidersManage>,
     ApiJson(body): ApiJson<CreateProvider>,
 ) -> Result<(StatusCode, Json<Provider>), ApiError> {
+    let (kind, base_url) = providers::with_preset(body.preset.as_deref(), body.kind, body.base_url)
+        .map_err(|e| agentry_engine::ServiceError::validation(vec![e]))?;
     let input = ProviderInput {
         name: body.name,
-        kind: body.kind,
-        base_url: body.base_url,
+        kind,
+        base_url,
         api_key: body.api_key,
     };
     let info = providers::create(&state.platform, g.scope, input).await?;

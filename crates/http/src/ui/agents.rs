@@ -156,6 +156,7 @@ pub async fn update(
         guardrails: current.spec.guardrails.clone(),
         output_schema: current.spec.output_schema.clone(),
         max_repair_turns: current.spec.max_repair_turns,
+        prompt_cache: current.spec.prompt_cache,
         ..spec
     };
     match agents::update(&state.platform, scope, &current.spec.slug, spec).await {

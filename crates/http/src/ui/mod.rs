@@ -14,6 +14,7 @@ mod agents;
 mod api_keys;
 mod assets;
 mod audit_log;
+mod costs;
 mod flash;
 mod form;
 mod headers;
@@ -82,6 +83,7 @@ pub fn router() -> Router<AppState> {
             "/ui/api-keys/{id}/revoke",
             get(api_keys::confirm_revoke).post(api_keys::revoke),
         )
+        .route("/ui/costs", get(costs::page))
         .route("/ui/audit", get(audit_log::list))
         .route("/ui/audit/export.csv", get(audit_log::export_csv))
         .route("/ui/audit/export.json", get(audit_log::export_json))

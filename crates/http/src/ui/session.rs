@@ -39,6 +39,7 @@ pub struct Session {
 struct Menu {
     members: bool,
     api_keys: bool,
+    costs: bool,
     audit: bool,
     email: String,
 }
@@ -84,6 +85,7 @@ impl Session {
         let menu = Menu {
             members: self.may(Action::OrgRead),
             api_keys: self.may(Action::ApiKeysManage),
+            costs: self.may(Action::CostsRead),
             audit: self.may(Action::AuditRead),
             email: self.email().to_string(),
         };

@@ -522,7 +522,7 @@ async fn field_errors_are_shown_next_to_their_fields() {
             &[
                 ("slug", "Bad Slug"),
                 ("name", "n"),
-                ("model", "no-slash"),
+                ("model", "no slash"),
                 ("max_steps", "ten"),
             ],
         )
@@ -537,7 +537,7 @@ async fn field_errors_are_shown_next_to_their_fields() {
     let response = h
         .post(
             "/ui/agents",
-            &[("slug", "Bad Slug"), ("name", "n"), ("model", "no-slash")],
+            &[("slug", "Bad Slug"), ("name", "n"), ("model", "no slash")],
         )
         .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -1587,4 +1587,245 @@ fn urlencode_builds_query_strings_and_path_segments() {
         render("{{ n | urlencode }}", minijinja::context! { n => () }),
         ""
     );
+}
+
+/// Bills one model call of `agent` to the ledger now, as the executor's commit would.
+async fn bill(h: &Harness, agent: uuid::Uuid, model: &str, cost_pico: Option<i64>) {
+    use agentry_store::costs::{CostEvent, insert_statement};
+    let event = CostEvent {
+        org_id: DEFAULT_ORG.0,
+        workspace_id: orgs::DEFAULT_WORKSPACE.0,
+        run_id: uuid::Uuid::now_v7(),
+        step: 0,
+        attempt: 0,
+        agent_id: agent,
+        agent_version: 1,
+        api_key_id: None,
+        user_id: None,
+        end_user: None,
+        provider: "fake".into(),
+        model: model.into(),
+        input_tokens: 1200,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        output_tokens: 34,
+        cost_pico,
+        cache_hit: false,
+        outcome: "ok",
+        at: chrono::Utc::now(),
+    };
+    h.platform
+        .db
+        .write_batch::<agentry_store::NoRow>(&[insert_statement(&event)], false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_costs_page_shows_spend_budgets_and_health_to_the_owner() {
+    use agentry_engine::service::budgets::{self, BudgetInput, BudgetScope};
+    use agentry_store::budgets::{Settlement, settle_statements};
+    let h = harness().await;
+    // Nothing billed yet: every section says so instead of showing an empty table.
+    let empty = text(h.get("/ui/costs").await).await;
+    assert!(empty.contains("No model calls were billed"), "{empty}");
+    assert!(empty.contains("No budgets."));
+    assert!(empty.contains("No model has been called"));
+
+    h.create_agent("helper", "Helper").await;
+    let agent = agentry_engine::service::agents::get(&h.platform, orgs::default_scope(), "helper")
+        .await
+        .unwrap()
+        .id
+        .0;
+    bill(&h, agent, "m", Some(12_345_678_900)).await;
+    // A model without a known price: counted, not priced.
+    bill(&h, agent, "unpriced-model", None).await;
+    let org = orgs::default_scope().org();
+    let budget = budgets::create(
+        &h.platform,
+        org,
+        BudgetInput {
+            name: "Helper <monthly>".into(),
+            scope: BudgetScope {
+                kind: "agent".into(),
+                id: Some(agent.to_string()),
+            },
+            period: "month".into(),
+            timezone: "UTC".into(),
+            limit_usd: Some(serde_json::json!("10.00")),
+            limit_tokens: None,
+            thresholds: None,
+            notify_url: None,
+            notify_email: None,
+        },
+    )
+    .await
+    .unwrap();
+    // 2.50 USD spent in the current period, as settled calls would have added.
+    let settle = settle_statements(
+        uuid::Uuid::now_v7(),
+        0,
+        &[Settlement {
+            budget_id: budget.row.id,
+            org_id: DEFAULT_ORG.0,
+            period_start: budget.period_start.clone(),
+            spent: 2_500_000_000_000,
+        }],
+        &[],
+    );
+    h.platform
+        .db
+        .write_batch::<agentry_store::NoRow>(&settle, false)
+        .await
+        .unwrap();
+
+    let response = h.get("/ui/costs").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let body = text(response).await;
+    // Grouped by agent by default, labelled with the slug, the exact cost and a total row.
+    assert!(
+        body.contains(r#"id="group-agent" aria-current="page""#),
+        "{body}"
+    );
+    assert!(body.contains(&format!("helper <code class=\"id muted\">{agent}</code>")));
+    assert!(body.contains(r#"<code class="usd">0.0123456789</code>"#));
+    let total = &body[body.find(r#"id="cost-total""#).unwrap()..];
+    let cells: Vec<&str> = total
+        .split("<td class=\"num\">")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap_or(""))
+        .collect();
+    // calls, unpriced, cache hits, input, output (the cost is inside a <code>).
+    assert_eq!(cells[..5], ["2", "1", "0", "2400", "68"]);
+    assert!(total.contains(r#"<code class="usd">0.0123456789</code>"#));
+    // The budget: escaped name, readable scope, spent / limit, percent and reserved.
+    assert!(body.contains("Helper &lt;monthly&gt;"));
+    assert!(!body.contains("Helper <monthly>"));
+    assert!(body.contains("agent: helper"));
+    assert!(body.contains("2.5 / 10"));
+    assert!(body.contains(r#"value="25">25.0%</meter>"#));
+    assert!(body.contains("No model has been called"));
+    assert!(body.contains(r#"href="/ui/costs" aria-current="page""#));
+
+    // Every grouping is linked, and each link opens the report grouped that way.
+    for grouping in [
+        "agent",
+        "model",
+        "day",
+        "api_key",
+        "user",
+        "end_user",
+        "workspace",
+    ] {
+        let link = format!("/ui/costs?group_by={grouping}");
+        assert!(body.contains(&format!(r#"href="{link}""#)), "{grouping}");
+        let response = h.get(&link).await;
+        assert_eq!(response.status(), StatusCode::OK, "{grouping}");
+        let page = text(response).await;
+        assert!(
+            page.contains(&format!(r#"id="group-{grouping}" aria-current="page""#)),
+            "{grouping}"
+        );
+        assert!(
+            page.contains(r#"<code class="usd">0.0123456789</code>"#),
+            "{grouping}"
+        );
+    }
+    let by_model = text(h.get("/ui/costs?group_by=model").await).await;
+    assert!(by_model.contains("fake /</span> m"), "{by_model}");
+    assert!(by_model.contains("fake /</span> unpriced-model"));
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(
+        text(h.get("/ui/costs?group_by=day").await)
+            .await
+            .contains(&today)
+    );
+    // No end user was given: one group without a key.
+    assert!(
+        text(h.get("/ui/costs?group_by=end_user").await)
+            .await
+            .contains("(none)")
+    );
+    // An empty value is the default; an unknown one is refused, not passed on.
+    assert!(
+        text(h.get("/ui/costs?group_by=").await)
+            .await
+            .contains(r#"id="group-agent" aria-current="page""#)
+    );
+    for bad in ["/ui/costs?group_by=nonsense", "/ui/costs?group_by=%3Cb%3E"] {
+        let response = h.get(bad).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(!text(response).await.contains("<b>"), "{bad}");
+    }
+}
+
+#[test]
+fn open_circuit_breakers_are_highlighted_and_escaped() {
+    let env = page::environment();
+    let breaker = |provider: &str, state: &str, retry: Option<u64>| {
+        minijinja::context! {
+            provider => provider, model => "m<1>", state => state, calls => 12,
+            failures => 7, consecutive_overloads => 3, retry_in_seconds => retry,
+        }
+    };
+    let ctx = minijinja::context! {
+        nav => "costs", group_by => "agent", heading => "Agent", groupings => Vec::<()>::new(),
+        from => "a", to => "b", lines => Vec::<()>::new(), total => (), total_cache_hits => 0,
+        budgets => Vec::<()>::new(),
+        health => vec![
+            breaker("<script>x</script>", "open", Some(25)),
+            breaker("ok", "closed", None),
+        ],
+    };
+    let html = env
+        .get_template("costs.html")
+        .and_then(|t| t.render(ctx))
+        .unwrap();
+    assert!(
+        html.contains(r#"<tr class="breaker breaker-open">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<tr class="breaker breaker-closed">"#));
+    assert!(html.contains("25 s"));
+    assert!(!html.contains("<script>x"));
+    assert!(html.contains("&lt;script&gt;x"));
+    assert!(html.contains("m&lt;1&gt;"));
+    assert!(!html.contains("No model has been called"));
+}
+
+#[tokio::test]
+async fn only_admins_and_owners_see_and_open_the_costs_page() {
+    let h = harness().await;
+    let (_, admin) = h.member("admin@example.com", "admin").await;
+    let (_, member) = h.member("member@example.com", "member").await;
+    let (_, viewer) = h.member("viewer@example.com", "viewer").await;
+    let link = r#"href="/ui/costs""#;
+    for cookie in [h.cookie(), admin] {
+        assert!(
+            text(h.get_as(&cookie, "/ui/agents").await)
+                .await
+                .contains(link)
+        );
+        assert_eq!(
+            h.get_as(&cookie, "/ui/costs").await.status(),
+            StatusCode::OK
+        );
+    }
+    for (role, cookie) in [("member", member), ("viewer", viewer)] {
+        let start = text(h.get_as(&cookie, "/ui/agents").await).await;
+        assert!(!start.contains(link), "{role}");
+        for path in ["/ui/costs", "/ui/costs?group_by=model"] {
+            let response = h.get_as(&cookie, path).await;
+            // The same refusal as the audit log gives them.
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{role} {path}");
+            let body = text(response).await;
+            assert!(!body.contains("Costs</h1>"), "{role}");
+            assert_eq!(
+                h.get_as(&cookie, "/ui/audit").await.status(),
+                StatusCode::FORBIDDEN
+            );
+        }
+    }
 }

@@ -86,7 +86,45 @@ pub(crate) fn encode(request: &ChatRequest) -> Result<Vec<u8>, serde_json::Error
         temperature: request.temperature,
         stream: true,
     };
+    let mut body = serde_json::to_value(&body)?;
+    if request.prompt_cache {
+        add_cache_breakpoints(&mut body);
+    }
     serde_json::to_vec(&body)
+}
+
+/// Prompt caching: `cache_control` breakpoints (3 of the 4 allowed) after the tools, after the
+/// system prompt and after the last message, so the next call of the agent loop reads the whole
+/// prefix from the cache (usage then reports `cache_read_input_tokens`).
+fn add_cache_breakpoints(body: &mut Value) {
+    let ephemeral = || serde_json::json!({"type": "ephemeral"});
+    if let Some(tool) = body
+        .get_mut("tools")
+        .and_then(Value::as_array_mut)
+        .and_then(|t| t.last_mut())
+        .and_then(Value::as_object_mut)
+    {
+        tool.insert("cache_control".into(), ephemeral());
+    }
+    if let Some(system) = body
+        .get("system")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
+        body["system"] =
+            serde_json::json!([{"type": "text", "text": system, "cache_control": ephemeral()}]);
+    }
+    if let Some(block) = body
+        .get_mut("messages")
+        .and_then(Value::as_array_mut)
+        .and_then(|m| m.last_mut())
+        .and_then(|m| m.get_mut("content"))
+        .and_then(Value::as_array_mut)
+        .and_then(|c| c.last_mut())
+        .and_then(Value::as_object_mut)
+    {
+        block.insert("cache_control".into(), ephemeral());
+    }
 }
 
 /// The system-prompt instruction that asks for a JSON answer matching `schema`.
@@ -288,5 +326,34 @@ mod tests {
                 {"type": "text", "text": "hi"}, {"type": "text", "text": "again"}
             ]}])
         );
+    }
+
+    #[test]
+    fn prompt_cache_places_breakpoints_on_tools_system_and_the_last_message() {
+        let request = ChatRequest {
+            model: "claude".into(),
+            messages: vec![Message::system("be brief"), Message::user("hello")],
+            tools: vec![ToolSpec {
+                name: "calc".into(),
+                description: "d".into(),
+                parameters: serde_json::json!({"type": "object"}),
+            }],
+            prompt_cache: true,
+            ..Default::default()
+        };
+        let body: Value = serde_json::from_slice(&encode(&request).unwrap()).unwrap();
+        let eph = serde_json::json!({"type": "ephemeral"});
+        assert_eq!(body["tools"][0]["cache_control"], eph);
+        assert_eq!(body["system"][0]["text"], "be brief");
+        assert_eq!(body["system"][0]["cache_control"], eph);
+        assert_eq!(body["messages"][0]["content"][0]["cache_control"], eph);
+        // Off by default: the body stays as it was.
+        let plain = ChatRequest {
+            prompt_cache: false,
+            ..request
+        };
+        let body: Value = serde_json::from_slice(&encode(&plain).unwrap()).unwrap();
+        assert_eq!(body["system"], "be brief");
+        assert!(body["tools"][0].get("cache_control").is_none());
     }
 }
