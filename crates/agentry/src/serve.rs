@@ -178,6 +178,7 @@ pub async fn open_platform(
         },
         model_timeouts: timeouts.clone(),
         identity: config.identity(bind),
+        redis_url: config.redis_url.clone(),
         ..EngineConfig::default()
     };
     let data_dir = config.data_dir.clone();

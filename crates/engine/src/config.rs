@@ -38,6 +38,9 @@ pub struct EngineConfig {
     /// Whether this process executes runs (an API-only replica sets false).
     pub run_workers: bool,
     pub identity: IdentityConfig,
+    /// Redis shared by the replicas (`AGENTRY_REDIS_URL`): the response cache lives there when
+    /// set, in the process otherwise.
+    pub redis_url: Option<String>,
 }
 
 /// Sessions, links, limits and retention of the identity layer.
@@ -102,6 +105,7 @@ impl Default for EngineConfig {
             model_retry: agentry_llm::RetryPolicy::default(),
             run_workers: true,
             identity: IdentityConfig::default(),
+            redis_url: None,
         }
     }
 }

@@ -627,7 +627,7 @@ async fn call_model(
     let mut queue = route.candidates;
     let mut routed = route.routed;
     let mut context_fallback_used = false;
-    let mut attempt: i64 = 0;
+    let mut attempt = costs::next_attempt(&exec.platform.db, exec.run_id, step).await?;
     let mut last_error: Option<ProviderError> = None;
     let (response, candidate) = loop {
         let Some(candidate) = queue.pop_front() else {
@@ -992,6 +992,7 @@ async fn attempt_model(
     budgets: &RunBudgets,
 ) -> Result<AttemptResult, ExecError> {
     let label = candidate.label();
+    exec.last_call = None;
     let chat = match exec.models.get(&candidate.provider) {
         Some(m) => Arc::clone(m),
         None => match exec
@@ -1006,15 +1007,23 @@ async fn attempt_model(
             Err(e) => return Ok(AttemptResult::Failed(ProviderError::new(e.code, e.message))),
         },
     };
-    let cache_key = spec.cache.map(|c| {
-        (
-            response_cache::cache_key(exec.org_id, &candidate.provider, request),
+    let cache_key = match spec.cache {
+        Some(c) => Some((
+            response_cache::cache_key(
+                exec.platform.instance_id().await?,
+                exec.org_id,
+                &candidate.provider,
+                request,
+            ),
             c,
-        )
-    });
-    if let Some((key, _)) = &cache_key
-        && let Some(response) = exec.platform.response_cache.get(key)
-    {
+        )),
+        None => None,
+    };
+    let cached = match &cache_key {
+        Some((key, _)) => exec.platform.response_cache.get(key).await,
+        None => None,
+    };
+    if let Some(response) = cached {
         metrics::counter!("agentry_response_cache_total", "outcome" => "hit").increment(1);
         let ledger = cost_event(
             exec,
@@ -1142,11 +1151,10 @@ async fn attempt_model(
         Ok(response) => {
             metrics::counter!("agentry_model_calls_total", "provider" => candidate.provider.clone(), "outcome" => "ok").increment(1);
             if let Some((key, cache)) = cache_key {
-                exec.platform.response_cache.put(
-                    key,
-                    &response,
-                    Duration::from_secs(cache.ttl_seconds),
-                );
+                exec.platform
+                    .response_cache
+                    .put(key, &response, Duration::from_secs(cache.ttl_seconds))
+                    .await;
                 metrics::counter!("agentry_response_cache_total", "outcome" => "miss").increment(1);
             }
             exec.pending_extra.extend(extra);

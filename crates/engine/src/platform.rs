@@ -38,6 +38,8 @@ pub struct Platform {
     pub notifier: Notifier,
     pub(crate) models: ModelCache,
     pub(crate) response_cache: crate::response_cache::ResponseCache,
+    /// This installation's random id (read once from the database).
+    instance_id: tokio::sync::OnceCell<uuid::Uuid>,
     /// Circuit breakers per (org's provider, model); this process's view of provider health.
     pub breakers: agentry_llm::CircuitBreakers,
     /// Each org's first workspace (the default one), which cannot be deleted: read once.
@@ -61,7 +63,13 @@ impl Platform {
             oidc,
             mailer: parts.mailer,
             models: ModelCache::new(parts.http),
-            response_cache: Default::default(),
+            response_cache: match &parts.config.redis_url {
+                Some(url) => crate::response_cache::ResponseCache::redis(url).map_err(|e| {
+                    crate::ServiceError::internal("the response cache's Redis connection", e)
+                })?,
+                None => Default::default(),
+            },
+            instance_id: tokio::sync::OnceCell::new(),
             breakers: agentry_llm::CircuitBreakers::new(agentry_llm::BreakerConfig::default()),
             default_workspaces: Default::default(),
             vault: crate::vault::Vault::new(parts.db.clone(), parts.secrets, parts.reload_keys),
@@ -132,4 +140,14 @@ impl Platform {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "agentry".into())
+}
+
+impl Platform {
+    /// This installation's random id, shared by its replicas (created on first use).
+    pub async fn instance_id(&self) -> Result<uuid::Uuid, agentry_store::StoreError> {
+        self.instance_id
+            .get_or_try_init(|| agentry_store::org_settings::instance_id(&self.db))
+            .await
+            .copied()
+    }
 }

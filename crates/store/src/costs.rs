@@ -298,3 +298,23 @@ pub async fn labels(
     }
     db.fetch_all(&q).await
 }
+
+#[derive(sqlx::FromRow)]
+struct MaxAttempt {
+    attempt: Option<i64>,
+}
+
+/// System function (executor): the next attempt number of a step. A step re-run after a crash
+/// continues the numbering of the attempts its earlier execution already recorded.
+pub async fn next_attempt(db: &Db, run_id: Uuid, step: i64) -> Result<i64> {
+    let row: Option<MaxAttempt> = db
+        .fetch_optional(
+            Query::select()
+                .expr_as(Expr::col("attempt").max(), Alias::new("attempt"))
+                .from("cost_events")
+                .and_where(Expr::col("run_id").eq(run_id))
+                .and_where(Expr::col("step").eq(step)),
+        )
+        .await?;
+    Ok(row.and_then(|r| r.attempt).map_or(0, |a| a + 1))
+}

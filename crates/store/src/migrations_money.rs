@@ -160,6 +160,15 @@ pub(crate) fn money() -> Vec<Ddl> {
                 .primary_key(Index::create().col("org_id").col("key"))
                 .to_owned(),
         ),
+        // Values of the installation itself (e.g. a random id that keeps two installations'
+        // keys apart in a shared Redis).
+        Ddl::table(
+            Table::create()
+                .table("instance_settings")
+                .col(text("key").primary_key())
+                .col(text("value"))
+                .to_owned(),
+        ),
         crate::migrations::unique(
             "budget_alerts_once",
             "budget_alerts",

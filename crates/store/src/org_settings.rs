@@ -48,3 +48,34 @@ pub async fn put(db: &Db, scope: OrgScope, key: &str, value: &Value) -> Result<(
     .await?;
     Ok(())
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct InstanceValue {
+    value: String,
+}
+
+/// System function: this installation's random id, created on first use (every replica of
+/// one installation reads the same row).
+pub async fn instance_id(db: &Db) -> Result<uuid::Uuid> {
+    db.execute(
+        Query::insert()
+            .into_table("instance_settings")
+            .columns(["key", "value"])
+            .values_panic([
+                "instance_id".into(),
+                uuid::Uuid::new_v4().to_string().into(),
+            ])
+            .on_conflict(OnConflict::column("key").do_nothing().to_owned()),
+    )
+    .await?;
+    let row: Option<InstanceValue> = db
+        .fetch_optional(
+            Query::select()
+                .column("value")
+                .from("instance_settings")
+                .and_where(Expr::col("key").eq("instance_id")),
+        )
+        .await?;
+    row.and_then(|r| uuid::Uuid::parse_str(&r.value).ok())
+        .ok_or_else(|| crate::StoreError::Corrupt("instance id".into()))
+}

@@ -200,3 +200,70 @@ async fn two_servers_on_one_postgres_database_run_each_run_exactly_once() {
     }
     assert_eq!(workers.len(), 2, "{workers:?}");
 }
+
+/// A step whose first model failed (billed) and whose fallback was in flight at a crash resumes:
+/// the recorded attempt is neither lost nor written twice, and the ledger continues its
+/// numbering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_failover_keeps_the_billed_attempt_once() {
+    let mut app = TestApp::spawn_with(&[("AGENTRY_MODEL_MAX_RETRIES", "0")]).await;
+    let root = app.fake.base_url().trim_end_matches("/v1").to_string();
+    let r = app
+        .post(
+            "/api/v1/providers",
+            json!({"name": "anth", "kind": "anthropic", "base_url": root, "api_key": "sk-ant"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    app.create_fake_provider().await;
+    let r = app
+        .post(
+            "/api/v1/agents",
+            json!({"slug": "fo", "name": "fo", "instructions": "x", "model": "anth/flaky",
+                   "fallbacks": ["fake/slow"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // The primary reports usage in `message_start`, then fails before any text: billed, and
+    // the step falls over to the slow fallback, where the crash lands.
+    app.fake.push_script(
+        "flaky",
+        vec![Reply::stream_error(0, "overloaded").with_usage(9, 1)],
+    );
+    app.fake.push_script(
+        "slow",
+        vec![
+            Reply::text("late").with_delay_ms(4000),
+            Reply::text("after restart"),
+        ],
+    );
+    let id = app.start_run("fo", json!("go")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !app.fake.requests().iter().any(|r| r.model == "slow") {
+        assert!(Instant::now() < deadline, "the fallback was never called");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.server.kill();
+    app.server.restart();
+    let run = app.wait_run(&id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let costs = app.get("/api/v1/costs?group_by=model").await.body;
+    let calls = |model: &str| {
+        costs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["key"] == model)
+            .map_or(0, |l| l["calls"].as_i64().unwrap())
+    };
+    // After the restart the step starts over with the primary, which the fake now answers by
+    // echo (its script is used up). Both primary calls are billed, each once, numbered on.
+    assert_eq!(run["output"], "You said: go");
+    assert_eq!(calls("flaky"), 2, "{costs}");
+    assert_eq!(
+        calls("slow"),
+        0,
+        "the interrupted fallback call was not billed (no usage arrived)"
+    );
+}

@@ -432,3 +432,71 @@ async fn providers_can_be_registered_from_presets() {
         assert_eq!(r.body["error"]["details"]["fields"][0]["field"], field);
     }
 }
+
+/// With `AGENTRY_REDIS_URL`, the response cache is shared by the replicas of an installation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_response_cache_through_redis() {
+    use crate::harness::{ADMIN_TOKEN, Server, Storage};
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+        assert!(
+            std::env::var_os("AGENTRY_TEST_REQUIRE_REDIS").is_none(),
+            "Redis is required (AGENTRY_TEST_REQUIRE_REDIS) but not running on 127.0.0.1:6379"
+        );
+        eprintln!("SKIPPED: Redis is not running on 127.0.0.1:6379 (.ci/run starts it)");
+        return;
+    }
+    let fake = agentry_fakellm::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let storage = Storage::new().await;
+    let env = [("AGENTRY_REDIS_URL", "redis://127.0.0.1:6379")];
+    let a = Server::start(&storage, &env);
+    let b = Server::start(&storage, &env);
+    let http = reqwest::Client::new();
+    let post = |base: &str, path: &str, body: Value| {
+        http.post(format!("{base}/api/v1{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        &a.url,
+        "/providers",
+        json!({"name": "fake", "kind": "openai", "base_url": fake.base_url()}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = post(
+        &a.url,
+        "/agents",
+        json!({"slug": "c", "name": "c", "instructions": "x", "model": "fake/shared",
+               "cache": {"ttl_seconds": 600}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    // A question unique to this test run: Redis outlives test databases.
+    let question = format!("question {}", uuid::Uuid::new_v4());
+    fake.push_script("shared", vec![agentry_fakellm::Reply::text("from A")]);
+    let mut outputs = Vec::new();
+    for server in [&a, &b] {
+        let r = post(
+            &server.url,
+            "/agents/c/runs",
+            json!({"input": question, "wait": true}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let run: Value = r.json().await.unwrap();
+        assert_eq!(run["status"], "completed", "{run}");
+        outputs.push(run["output"].clone());
+    }
+    assert_eq!(outputs, [json!("from A"), json!("from A")]);
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "the second replica answered from Redis"
+    );
+}

@@ -609,3 +609,51 @@ async fn prompt_cache_tokens_are_asked_for_recorded_and_priced_by_kind() {
     let expected: i128 = 100 * 3_000_000 + 200 * 300_000 + 50 * 3_750_000 + 10 * 15_000_000;
     assert_eq!(pico(line["cost_usd"].as_str().unwrap()), expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_are_emailed_when_mail_is_configured() {
+    let mail = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_with(&[("AGENTRY_MAIL_DIR", mail.path().to_str().unwrap())]).await;
+    app.create_fake_provider().await;
+    app.create_agent("e", "mailed", &[]).await;
+    let r = app
+        .post(
+            "/api/v1/budgets",
+            json!({"name": "team tokens", "scope": {"kind": "org"}, "period": "week",
+                   "limit_tokens": 100, "thresholds": [{"percent": 50, "action": "notify"}],
+                   "notify_email": "finance@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    app.fake.push_script(
+        "mailed",
+        vec![
+            Reply::text("ok").with_usage(40, 20),
+            Reply::text("ok").with_usage(40, 20),
+        ],
+    );
+    // 60 tokens: over 50%, announced once; a second run keeps it announced (no block at all).
+    for input in ["one", "two"] {
+        let run = run_to_end(&app, "e", json!({"input": input})).await;
+        assert_eq!(run["status"], "completed", "{run}");
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    let delivered = loop {
+        let b = app.get(&format!("/api/v1/budgets/{id}")).await.body;
+        if b["alerts"][0]["delivery"] == "delivered" {
+            break b;
+        }
+        assert!(std::time::Instant::now() < deadline, "not delivered: {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(delivered["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(delivered["current_period"]["spent"], 120);
+    let mails: Vec<String> = std::fs::read_dir(mail.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(mails.len(), 1, "one threshold, one email");
+    assert!(mails[0].contains("finance@example.com"));
+    assert!(mails[0].contains("team tokens"));
+}
