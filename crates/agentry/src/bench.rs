@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// Runs per measurement (at least 10 per client).
     #[arg(long, default_value_t = 300)]
     runs: usize,
+    /// Price the fake model and put an org budget (notify at 50%, block at 100%, never reached)
+    /// in front of every call: measures the ledger, reservation and settlement path.
+    #[arg(long)]
+    with_budget: bool,
 }
 
 struct Measurement {
@@ -62,6 +66,10 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .env("AGENTRY_ADMIN_TOKEN", TOKEN)
         .env("AGENTRY_LOG", "warn")
         .env("AGENTRY_WORKER_CONCURRENCY", "128")
+        // The fake model listens on loopback, and the load exceeds the default request limits.
+        .env("AGENTRY_HTTP_ALLOW_HOSTS", "[\"127.0.0.1\"]")
+        .env("AGENTRY_RATE_LIMITS__RUN_START__LIMIT", "1000000")
+        .env("AGENTRY_RATE_LIMITS__GENERAL__LIMIT", "1000000")
         .env_remove("AGENTRY_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -97,6 +105,19 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         json!({"name": "fake", "kind": "openai", "base_url": fake.base_url()}),
     )
     .await?;
+    if args.with_budget {
+        api.post(
+            "/prices",
+            json!({"provider": "fake", "model": "tool-loop-3", "input": "1", "output": "2"}),
+        )
+        .await?;
+        api.post(
+            "/budgets",
+            json!({"name": "bench", "scope": {"kind": "org"}, "period": "day", "limit_usd": "100000",
+                   "thresholds": [{"percent": 50, "action": "notify"}, {"percent": 100, "action": "block"}]}),
+        )
+        .await?;
+    }
     let mut results = Vec::new();
     for &latency in &args.latency_ms {
         let slug = format!("bench-{latency}");
@@ -133,8 +154,13 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     let mut out = String::new();
     out.push_str(&format!(
-        "## agentry bench — {backend}, {} cores\n\nWorkload: 4 model calls + 3 calculator calls per run, every step journaled; runs started with `wait: true`.\n\n",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        "## agentry bench — {backend}, {} cores{}\n\nWorkload: 4 model calls + 3 calculator calls per run, every step journaled; runs started with `wait: true`.\n\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        if args.with_budget {
+            ", priced model and an org budget on every call"
+        } else {
+            ""
+        }
     ));
     out.push_str("| model latency | concurrency | runs | runs/s | run p50 | run p95 | overhead per model call p50 / p95 | efficiency vs ideal |\n|---|---|---|---|---|---|---|---|\n");
     for m in &results {

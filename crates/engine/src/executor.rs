@@ -184,6 +184,18 @@ impl Execution {
         self.commit(vec![], vec![ev], change).await
     }
 
+    /// Ends the run as failed, committing `events` (the step's trace so far) with the ending.
+    async fn fail_with(
+        &mut self,
+        mut events: Vec<NewEvent>,
+        code: ErrorCode,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let (ev, change) = self.ending(RunStatus::Failed, None, Some(RunError { code, message }));
+        events.push(ev);
+        self.commit(vec![], events, change).await
+    }
+
     async fn fail(&mut self, code: ErrorCode, message: String) -> Result<(), StoreError> {
         self.end(RunStatus::Failed, None, Some(RunError { code, message }))
             .await
@@ -611,16 +623,8 @@ async fn call_model(
     let route = match plan_route(exec, spec, step, &request, &mut events).await? {
         Ok(route) => route,
         Err(message) => {
-            let (ev, change) = exec.ending(
-                RunStatus::Failed,
-                None,
-                Some(RunError {
-                    code: ErrorCode::AgentUnavailable,
-                    message,
-                }),
-            );
-            events.push(ev);
-            exec.commit(vec![], events, change).await?;
+            exec.fail_with(events, ErrorCode::AgentUnavailable, message)
+                .await?;
             return Ok(Flow::Ended);
         }
     };
@@ -637,16 +641,7 @@ async fn call_model(
                     format!("invalid model '{}'", spec.model),
                 )
             });
-            let (ev, change) = exec.ending(
-                RunStatus::Failed,
-                None,
-                Some(RunError {
-                    code: e.code,
-                    message: e.message,
-                }),
-            );
-            events.push(ev);
-            exec.commit(vec![], events, change).await?;
+            exec.fail_with(events, e.code, e.message).await?;
             return Ok(Flow::Ended);
         };
         request.model = candidate.model.clone();
@@ -711,16 +706,8 @@ async fn call_model(
                            "reserved": budget_amount(&blocked.unit, blocked.reserved)}),
                 ));
                 metrics::counter!("agentry_budget_blocked_total").increment(1);
-                let (ev, change) = exec.ending(
-                    RunStatus::Failed,
-                    None,
-                    Some(RunError {
-                        code: ErrorCode::BudgetExceeded,
-                        message,
-                    }),
-                );
-                events.push(ev);
-                exec.commit(vec![], events, change).await?;
+                exec.fail_with(events, ErrorCode::BudgetExceeded, message)
+                    .await?;
                 return Ok(Flow::Ended);
             }
             AttemptResult::Failed(e) => {
@@ -742,16 +729,7 @@ async fn call_model(
                     None
                 };
                 let Some(to) = next else {
-                    let (ev, change) = exec.ending(
-                        RunStatus::Failed,
-                        None,
-                        Some(RunError {
-                            code: e.code,
-                            message: e.message,
-                        }),
-                    );
-                    events.push(ev);
-                    exec.commit(vec![], events, change).await?;
+                    exec.fail_with(events, e.code, e.message).await?;
                     return Ok(Flow::Ended);
                 };
                 events.push(exec.event(
@@ -762,7 +740,14 @@ async fn call_model(
             }
         }
     };
-    finish_model_step(exec, spec, step, started_at, events, response, &candidate).await
+    let answered = Answered {
+        step,
+        started_at,
+        response,
+        candidate: &candidate,
+        budgets: &budgets,
+    };
+    finish_model_step(exec, spec, events, answered).await
 }
 
 /// The price of a candidate model, looked up once per execution.
@@ -1225,16 +1210,29 @@ fn cost_event(
     })
 }
 
+/// A model step's answer and what it needs to be journaled.
+struct Answered<'a> {
+    step: i64,
+    started_at: chrono::DateTime<Utc>,
+    response: ChatResponse,
+    candidate: &'a Candidate,
+    budgets: &'a RunBudgets,
+}
+
 /// Journals the answered call with its cost event and settlement, and what follows from it.
 async fn finish_model_step(
     exec: &mut Execution,
     spec: &AgentSpec,
-    step: i64,
-    started_at: chrono::DateTime<Utc>,
     mut events: Vec<NewEvent>,
-    response: ChatResponse,
-    candidate: &Candidate,
+    answered: Answered<'_>,
 ) -> Result<Flow, ExecError> {
+    let Answered {
+        step,
+        started_at,
+        response,
+        candidate,
+        budgets,
+    } = answered;
     events.append(&mut exec.pending_events);
     let extra = std::mem::take(&mut exec.pending_extra);
     let mut response = response;
@@ -1380,13 +1378,6 @@ async fn finish_model_step(
     let settled = !extra.is_empty();
     exec.commit_with(steps, events, change, extra).await?;
     if settled {
-        let budgets = RunBudgets::load(
-            &exec.platform,
-            exec.org_id,
-            &exec.subject.budget_subject(),
-            started_at,
-        )
-        .await?;
         budgets.announce_thresholds(&exec.platform).await?;
     }
     Ok(flow)

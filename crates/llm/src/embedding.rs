@@ -3,27 +3,22 @@
 //! (`POST {root}/v1beta/models/{model}:batchEmbedContents`). Both are plain JSON calls under
 //! the chat adapters' timeouts (first token = first body bytes) and the same retry layer.
 
-use crate::body::{TimedBody, read_error_body};
+use crate::body::TimedBody;
 use crate::config::{OpenAiConfig, Timeouts};
 use crate::failure::{AttemptFailure, Failed};
 use crate::retry::{self, Attempt, Forwarding};
-use crate::streaming::{headers, send_failure};
+use crate::streaming::{headers, post};
 use crate::text::truncate;
 use agentry_core::ErrorCode;
 use agentry_core::chat::{NoDeltas, ProviderError, Usage};
 use agentry_core::embedding::{EmbeddingModel, EmbeddingRequest, Embeddings};
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::time::Duration;
-use tokio::time::Instant;
 
-/// Error bodies only feed a message; more is never needed.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Thousands of vectors of thousands of floats as JSON text stay well below this.
 const MAX_JSON_BODY: usize = 256 * 1024 * 1024;
-const ERROR_BODY_WAIT: Duration = Duration::from_secs(5);
 
 /// An [`EmbeddingModel`] speaking OpenAI's embeddings API.
 #[derive(Debug, Clone)]
@@ -101,37 +96,17 @@ impl Attempt for JsonAttempt<'_> {
     type Output = Embeddings;
 
     async fn run(&self, _sink: &Forwarding<'_>) -> Result<Embeddings, Failed> {
-        let headers = match self.headers {
-            Ok(headers) => headers.clone(),
-            Err(message) => {
-                let failure = AttemptFailure::InvalidRequest(message.clone());
-                return Err(Failed::new(failure, None));
-            }
-        };
-        let first_deadline = Instant::now() + self.timeouts.first_token;
-        let request = self
-            .client
-            .post(self.endpoint)
-            .headers(headers)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json")
-            .body(self.body.clone());
-        let response = match tokio::time::timeout_at(first_deadline, request.send()).await {
-            Err(_) => {
-                let failure = AttemptFailure::FirstTokenTimeout(self.timeouts.first_token);
-                return Err(Failed::new(failure, None));
-            }
-            Ok(Err(error)) => return Err(Failed::new(send_failure(error), None)),
-            Ok(Ok(response)) => response,
-        };
+        let (response, first_deadline) = post(
+            self.client,
+            self.endpoint,
+            self.headers,
+            self.timeouts,
+            self.body.clone(),
+            "application/json",
+            self.error_message,
+        )
+        .await?;
         let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
-            let body = read_error_body(response, MAX_ERROR_BODY, ERROR_BODY_WAIT).await;
-            let message = (self.error_message)(&body);
-            let failure = AttemptFailure::status(status, &body, message, retry_after);
-            return Err(Failed::new(failure, Some(status)));
-        }
         let mut body = TimedBody::new(
             response,
             first_deadline,

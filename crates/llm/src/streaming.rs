@@ -55,6 +55,51 @@ pub(crate) fn headers(
     Ok(map)
 }
 
+/// Sends one JSON POST of an attempt within the first-token deadline and turns a non-2xx
+/// answer into its failure class (with the provider's message and `retry-after`). Returns the
+/// successful response and the deadline its first bytes had to beat.
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    endpoint: &str,
+    headers: &Result<HeaderMap, String>,
+    timeouts: &Timeouts,
+    body: Bytes,
+    accept: &'static str,
+    error_message: fn(&str) -> String,
+) -> Result<(reqwest::Response, Instant), Failed> {
+    let headers = match headers {
+        Ok(headers) => headers.clone(),
+        Err(message) => {
+            let failure = AttemptFailure::InvalidRequest(message.clone());
+            return Err(Failed::new(failure, None));
+        }
+    };
+    let first_deadline = Instant::now() + timeouts.first_token;
+    let request = client
+        .post(endpoint)
+        .headers(headers)
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, accept)
+        .body(body);
+    let response = match tokio::time::timeout_at(first_deadline, request.send()).await {
+        Err(_) => {
+            let failure = AttemptFailure::FirstTokenTimeout(timeouts.first_token);
+            return Err(Failed::new(failure, None));
+        }
+        Ok(Err(error)) => return Err(Failed::new(send_failure(error), None)),
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
+        let body = read_error_body(response, MAX_ERROR_BODY, ERROR_BODY_WAIT).await;
+        let message = error_message(&body);
+        let failure = AttemptFailure::status(status, &body, message, retry_after);
+        return Err(Failed::new(failure, Some(status)));
+    }
+    Ok((response, first_deadline))
+}
+
 pub(crate) struct SseAttempt<'a, F> {
     pub(crate) client: &'a reqwest::Client,
     pub(crate) endpoint: &'a str,
@@ -73,37 +118,17 @@ impl<F: StreamFold> Attempt for SseAttempt<'_, F> {
     type Output = ChatResponse;
 
     async fn run(&self, sink: &Forwarding<'_>) -> Result<ChatResponse, Failed> {
-        let headers = match self.headers {
-            Ok(headers) => headers.clone(),
-            Err(message) => {
-                let failure = AttemptFailure::InvalidRequest(message.clone());
-                return Err(Failed::new(failure, None));
-            }
-        };
-        let first_deadline = Instant::now() + self.timeouts.first_token;
-        let request = self
-            .client
-            .post(self.endpoint)
-            .headers(headers)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "text/event-stream")
-            .body(self.body.clone());
-        let response = match tokio::time::timeout_at(first_deadline, request.send()).await {
-            Err(_) => {
-                let failure = AttemptFailure::FirstTokenTimeout(self.timeouts.first_token);
-                return Err(Failed::new(failure, None));
-            }
-            Ok(Err(error)) => return Err(Failed::new(send_failure(error), None)),
-            Ok(Ok(response)) => response,
-        };
+        let (response, first_deadline) = post(
+            self.client,
+            self.endpoint,
+            self.headers,
+            self.timeouts,
+            self.body.clone(),
+            "text/event-stream",
+            self.error_message,
+        )
+        .await?;
         let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
-            let body = read_error_body(response, MAX_ERROR_BODY, ERROR_BODY_WAIT).await;
-            let message = (self.error_message)(&body);
-            let failure = AttemptFailure::status(status, &body, message, retry_after);
-            return Err(Failed::new(failure, Some(status)));
-        }
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)

@@ -102,6 +102,16 @@ pub(crate) fn time_null(name: &'static str) -> ColumnDef {
         .to_owned()
 }
 
+/// One column added to an existing table.
+pub(crate) fn alter_add(table: &'static str, column: ColumnDef) -> Ddl {
+    Ddl::Alter(Box::new(
+        Table::alter()
+            .table(table)
+            .add_column(column.to_owned())
+            .to_owned(),
+    ))
+}
+
 pub(crate) fn index(name: &str, table: &str, columns: &[&str]) -> Ddl {
     let mut i = Index::create();
     i.name(name).table(table.to_string()).if_not_exists();

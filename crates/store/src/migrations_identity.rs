@@ -2,18 +2,9 @@
 //! the audit log and the per-organization data keys of the secrets vault.
 
 use crate::migrations::{
-    Ddl, id, index, json_null, text, text_null, time, time_null, unique, uuid_null,
+    Ddl, alter_add, id, index, json_null, text, text_null, time, time_null, unique, uuid_null,
 };
 use sea_query::{ColumnDef, Index, Table};
-
-fn alter_add(table: &'static str, column: ColumnDef) -> Ddl {
-    Ddl::Alter(Box::new(
-        Table::alter()
-            .table(table)
-            .add_column(column.to_owned())
-            .to_owned(),
-    ))
-}
 
 pub(crate) fn identity() -> Vec<Ddl> {
     vec![

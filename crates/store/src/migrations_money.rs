@@ -2,17 +2,8 @@
 //! per-organization price overrides, budgets with their per-period counters, reservations and
 //! the thresholds already announced.
 
-use crate::migrations::{Ddl, id, index, int, json, text, text_null, time, uuid_null};
+use crate::migrations::{Ddl, alter_add, id, index, int, json, text, text_null, time, uuid_null};
 use sea_query::{ColumnDef, Index, Table};
-
-fn alter_add(table: &'static str, column: ColumnDef) -> Ddl {
-    Ddl::Alter(Box::new(
-        Table::alter()
-            .table(table)
-            .add_column(column.to_owned())
-            .to_owned(),
-    ))
-}
 
 fn int_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).big_integer().null().to_owned()

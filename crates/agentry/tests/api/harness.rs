@@ -307,6 +307,24 @@ impl TestApp {
         r.body
     }
 
+    /// The line of `GET /costs?group_by=…` whose key is `key` (None when there is none).
+    pub async fn cost_line(&self, group_by: &str, key: &str) -> Option<Value> {
+        let r = self
+            .get(&format!("/api/v1/costs?group_by={group_by}"))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["data"]
+            .as_array()
+            .and_then(|lines| lines.iter().find(|l| l["key"] == key).cloned())
+    }
+
+    /// Billed calls of one model, from the cost report.
+    pub async fn model_calls(&self, model: &str) -> i64 {
+        self.cost_line("model", model)
+            .await
+            .map_or(0, |l| l["calls"].as_i64().unwrap_or(0))
+    }
+
     /// Starts a run and returns its id.
     pub async fn start_run(&self, slug: &str, input: Value) -> String {
         let r = self

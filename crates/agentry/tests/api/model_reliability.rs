@@ -106,14 +106,10 @@ async fn a_failing_model_falls_over_before_the_first_token_and_never_after() {
     assert!(!text.is_empty(), "some text was streamed before the error");
     assert!(!text.contains("must not be used"));
     // The partial call was billed: its reported usage is in the ledger.
-    let costs = app.get("/api/v1/costs?group_by=model").await.body;
-    let halfway = costs["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["key"] == "halfway")
-        .expect("the failed call's usage is recorded")
-        .clone();
+    let halfway = app
+        .cost_line("model", "halfway")
+        .await
+        .expect("the failed call's usage is recorded");
     // What `message_start` reported before the break (output 1, as Anthropic sends it); the
     // final count never arrived.
     assert_eq!(halfway["input_tokens"], 12);

@@ -120,18 +120,9 @@ async fn auto_routes_by_difficulty_escalates_declines_and_traces_every_decision(
     // Every attempt is billed and visible; the run's journal holds only the final answer.
     let steps = r["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 1);
-    let costs = app.get("/api/v1/costs?group_by=model").await.body;
-    let calls = |model: &str| {
-        costs["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["key"] == model)
-            .map_or(0, |l| l["calls"].as_i64().unwrap())
-    };
-    assert_eq!(calls("capable-0"), 2);
-    assert_eq!(calls("capable-1"), 1);
-    assert_eq!(calls("capable-2"), 2);
+    assert_eq!(app.model_calls("capable-0").await, 2);
+    assert_eq!(app.model_calls("capable-1").await, 1);
+    assert_eq!(app.model_calls("capable-2").await, 2);
 
     // A fixed tier and an alias resolve through the same settings.
     agent(&app, "std", "tier:standard").await;

@@ -197,6 +197,22 @@ async fn validate(
     Ok((scope_ref, unit, limit, thresholds))
 }
 
+/// A fresh webhook secret for a budget's URL: (the secret, shown once; its sealed form).
+async fn seal_new_secret(
+    platform: &Platform,
+    scope: OrgScope,
+    id: Uuid,
+    url: &str,
+) -> ServiceResult<(String, String)> {
+    let secret = new_webhook_secret()?;
+    let sealed = platform
+        .vault
+        .seal(scope, &secret_binding(id, url), &secret)
+        .await
+        .map_err(|e| ServiceError::internal("sealing the webhook secret", e))?;
+    Ok((secret, sealed))
+}
+
 fn secret_binding(id: Uuid, url: &str) -> Binding<'_> {
     Binding {
         purpose: "budget_webhook_secret",
@@ -249,12 +265,7 @@ pub async fn create(
     let id = Uuid::now_v7();
     let (secret, sealed) = match &input.notify_url {
         Some(url) => {
-            let secret = new_webhook_secret()?;
-            let sealed = platform
-                .vault
-                .seal(scope, &secret_binding(id, url), &secret)
-                .await
-                .map_err(|e| ServiceError::internal("sealing the webhook secret", e))?;
+            let (secret, sealed) = seal_new_secret(platform, scope, id, url).await?;
             (Some(secret), Some(sealed))
         }
         None => (None, None),
@@ -295,12 +306,7 @@ pub async fn update(
             (None, current.notify_secret_encrypted.clone())
         }
         Some(url) => {
-            let secret = new_webhook_secret()?;
-            let sealed = platform
-                .vault
-                .seal(scope, &secret_binding(id, url), &secret)
-                .await
-                .map_err(|e| ServiceError::internal("sealing the webhook secret", e))?;
+            let (secret, sealed) = seal_new_secret(platform, scope, id, url).await?;
             (Some(secret), Some(sealed))
         }
         None => (None, None),
