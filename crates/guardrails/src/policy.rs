@@ -121,6 +121,10 @@ pub struct InjectionRule {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f32>,
+    /// A small model (`provider/model`) asked about input the rules did not flag; the engine
+    /// makes that call (this crate does no I/O) and applies `action` when it says injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_model: Option<String>,
 }
 
 /// Fires when any of `patterns` (case-insensitive regexes) matches.
@@ -224,6 +228,11 @@ fn merge_injection(a: &InjectionRule, b: &InjectionRule) -> InjectionRule {
             (None, None) => None,
             (x, y) => Some(x.unwrap_or(FLAG_THRESHOLD).min(y.unwrap_or(FLAG_THRESHOLD))),
         },
+        // The agent's own classifier wins; the org's applies when the agent names none.
+        classifier_model: b
+            .classifier_model
+            .clone()
+            .or_else(|| a.classifier_model.clone()),
     }
 }
 
@@ -377,9 +386,18 @@ fn compile_injection(rule: &InjectionRule, path: &str) -> Result<CompiledInjecti
             "must be greater than 0 and at most 1",
         ));
     }
+    if let Some(model) = &rule.classifier_model
+        && !model.contains('/')
+    {
+        return Err(err(
+            format!("{path}.classifier_model"),
+            "must be '<provider>/<model>'",
+        ));
+    }
     Ok(CompiledInjection {
         action: rule.action,
         threshold,
+        classifier_model: rule.classifier_model.clone(),
     })
 }
 
@@ -502,6 +520,7 @@ fn validate_host(host: &str) -> Result<(), String> {
 struct CompiledInjection {
     action: Action,
     threshold: f32,
+    classifier_model: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -598,6 +617,34 @@ impl CompiledPolicy {
         !self.output_pii.is_empty()
             || self.output_images.is_some()
             || !self.output_topics.is_empty()
+    }
+
+    /// The input injection rule's classifier model and action, when one is configured.
+    pub fn input_injection_classifier(&self) -> Option<(&str, Action)> {
+        self.input_injection
+            .as_ref()
+            .and_then(|r| r.classifier_model.as_deref().map(|m| (m, r.action)))
+    }
+
+    /// Records a classifier model's finding on the input (the engine asked it). `flag` stays a
+    /// flag; `redact` blocks, because a model's verdict has no spans to remove.
+    pub fn classifier_finding(&self, text: &str, model: &str) -> Checked {
+        let mut out = Checked::new(text);
+        if let Some(rule) = &self.input_injection {
+            let action = if rule.action == Action::Flag {
+                Action::Flag
+            } else {
+                Action::Block
+            };
+            out.record(
+                Stage::Input,
+                "injection.classifier",
+                action,
+                format!("{model} judged the input a prompt injection"),
+                1,
+            );
+        }
+        out
     }
 
     /// Whether tool results are checked or marked.

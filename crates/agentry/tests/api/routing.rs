@@ -3,6 +3,7 @@
 //! run measures the cost saved against always-premium and the escalation rate.
 
 use crate::harness::TestApp;
+use agentry_fakellm::Reply;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -123,6 +124,36 @@ async fn auto_routes_by_difficulty_escalates_declines_and_traces_every_decision(
     assert_eq!(app.model_calls("capable-0").await, 2);
     assert_eq!(app.model_calls("capable-1").await, 1);
     assert_eq!(app.model_calls("capable-2").await, 2);
+
+    // An optional classifier model overrides the rules' tier (and is billed).
+    let r = app
+        .put(
+            "/api/v1/routing",
+            json!({"tiers": {"fast": "fake/capable-0", "standard": "fake/capable-1", "premium": "fake/capable-2"},
+                   "aliases": {"smart": "fake/capable-2"}, "classifier_model": "fake/tier-judge"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    app.fake
+        .push_script("tier-judge", vec![Reply::text("premium").with_usage(30, 1)]);
+    let (r, events) = run(
+        &app,
+        "router",
+        "What is the capital of Australia? [needs:0]",
+    )
+    .await;
+    assert_eq!(r["output"], "done by tier 2", "{r}");
+    let decided = events.iter().find(|e| e.event == "route.decided").unwrap();
+    assert_eq!(decided.data["tier"], "premium");
+    assert_eq!(decided.data["classifier"]["used"], true);
+    assert_eq!(app.model_calls("tier-judge").await, 1);
+    // A classifier answering nonsense leaves the rules' choice.
+    app.fake
+        .push_script("tier-judge", vec![Reply::text("no idea")]);
+    let (r, events) = run(&app, "router", "What is 2+2? [needs:0]").await;
+    assert_eq!(r["output"], "done by tier 0", "{r}");
+    let decided = events.iter().find(|e| e.event == "route.decided").unwrap();
+    assert_eq!(decided.data["classifier"]["used"], false);
 
     // A fixed tier and an alias resolve through the same settings.
     agent(&app, "std", "tier:standard").await;

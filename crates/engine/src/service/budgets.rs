@@ -13,10 +13,8 @@ use agentry_store::Json;
 use agentry_store::budgets::{self, AlertRow, BudgetRow, PeriodRow};
 use base64::Engine as _;
 use chrono::Utc;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use uuid::Uuid;
 
 pub const SCOPE_KINDS: [&str; 5] = ["org", "workspace", "agent", "api_key", "end_user"];
@@ -360,21 +358,6 @@ pub async fn delete(platform: &Platform, scope: OrgScope, id: Uuid) -> ServiceRe
     Ok(row)
 }
 
-/// Standard Webhooks signature: `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
-/// the secret being the base64 part after `whsec_`.
-pub fn sign_webhook(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-        .ok()?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    Some(format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    ))
-}
-
 /// Delivers one threshold alert (the `budget_alert` job). Failures are recorded on the alert;
 /// a delivery is tried three times with a short pause.
 pub async fn deliver_alert(platform: &Platform, alert_id: Uuid) -> ServiceResult<()> {
@@ -468,7 +451,8 @@ async fn post_webhook(
             tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
         }
         let timestamp = Utc::now().timestamp();
-        let signature = sign_webhook(secret, id, timestamp, &body).ok_or("invalid secret")?;
+        let signature = agentry_triggers::webhook::sign(secret, id, timestamp, &body)
+            .map_err(|e| e.to_string())?;
         let mut request = agentry_tools::guard::GuardedRequest::post(url, body.clone());
         let headers = [
             ("content-type", "application/json".to_string()),
@@ -488,22 +472,4 @@ async fn post_webhook(
         }
     }
     Err(last)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_match_the_standard_webhooks_reference_vector() {
-        // From the Standard Webhooks specification's test vectors.
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-        let ts = 1614265330;
-        let body = br#"{"test": 2432232314}"#;
-        assert_eq!(
-            sign_webhook(secret, id, ts, body).as_deref(),
-            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
-        );
-    }
 }

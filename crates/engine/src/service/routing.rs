@@ -23,6 +23,11 @@ pub struct RoutingConfig {
     /// The classifier's thresholds and markers (defaults when absent).
     #[serde(default)]
     pub rules: Option<RouterRules>,
+    /// An optional small model (`provider/model`) asked for the tier of each `auto` request;
+    /// its answer overrides the rules' (which stand when it fails or answers nonsense). Billed
+    /// to the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier_model: Option<String>,
 }
 
 impl RoutingConfig {
@@ -109,6 +114,12 @@ pub async fn put(
                 .aliases
                 .iter()
                 .map(|(a, m)| (format!("aliases.{a}"), m)),
+        )
+        .chain(
+            config
+                .classifier_model
+                .iter()
+                .map(|m| ("classifier_model".to_string(), m)),
         );
     for (field, model) in targets {
         match split_model(model) {

@@ -536,7 +536,8 @@ fn merge_keeps_both_and_stricter_action_wins() {
         input.injection,
         Some(InjectionRule {
             action: Action::Block,
-            threshold: Some(0.5)
+            threshold: Some(0.5),
+            classifier_model: None,
         })
     );
     let names: Vec<(&str, Action)> = input
