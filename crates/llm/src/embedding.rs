@@ -54,9 +54,7 @@ pub struct GeminiEmbeddings {
 
 impl GeminiEmbeddings {
     pub fn new(config: OpenAiConfig, client: reqwest::Client) -> Self {
-        let root = config.base_url.trim_end_matches('/');
-        let root = root.strip_suffix("/v1beta").unwrap_or(root).to_string();
-        let headers = headers(&[], config.key().map(|key| ("x-goog-api-key", key)));
+        let (root, headers) = crate::gemini::connection(&config);
         Self {
             client,
             config,

@@ -20,6 +20,15 @@ use reqwest::header::HeaderMap;
 use std::marker::PhantomData;
 use stream::GeminiStream;
 
+/// The API root (without a `/v1beta` the user may have included) and the key header, shared by
+/// the chat and embedding clients.
+pub(crate) fn connection(config: &OpenAiConfig) -> (String, Result<HeaderMap, String>) {
+    let root = config.base_url.trim_end_matches('/');
+    let root = root.strip_suffix("/v1beta").unwrap_or(root).to_string();
+    let headers = headers(&[], config.key().map(|key| ("x-goog-api-key", key)));
+    (root, headers)
+}
+
 /// A [`ChatModel`] speaking the Gemini `generateContent` API.
 #[derive(Debug, Clone)]
 pub struct Gemini {
@@ -33,9 +42,7 @@ impl Gemini {
     /// `client` should be shared across providers so connections are pooled; see
     /// [`crate::default_http_client`].
     pub fn new(config: OpenAiConfig, client: reqwest::Client) -> Self {
-        let root = config.base_url.trim_end_matches('/');
-        let root = root.strip_suffix("/v1beta").unwrap_or(root).to_string();
-        let headers = headers(&[], config.key().map(|key| ("x-goog-api-key", key)));
+        let (root, headers) = connection(&config);
         Self {
             client,
             config,
