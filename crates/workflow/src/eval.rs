@@ -90,25 +90,23 @@ pub fn check_template(tpl: &str) -> Result<(), EvalError> {
 /// Evaluates a minijinja expression against `ctx` (an object's keys become variables) and
 /// returns its truthiness, as in `{% if %}`.
 pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, EvalError> {
+    Ok(eval_jinja(expr, ctx)?.is_true())
+}
+
+/// Compiles and evaluates one expression in the sandbox.
+fn eval_jinja(expr: &str, ctx: &Value) -> Result<minijinja::Value, EvalError> {
     let env = expression_sandbox();
     let compiled = env
         .compile_expression(expr)
         .map_err(|e| EvalError::Compile(jinja_err(&e)))?;
-    let value = compiled
+    compiled
         .eval(context(ctx))
-        .map_err(|e| EvalError::Eval(jinja_err(&e)))?;
-    Ok(value.is_true())
+        .map_err(|e| EvalError::Eval(jinja_err(&e)))
 }
 
 /// Evaluates a minijinja expression to JSON (used for `map.items` and `wait.until_expr`).
 pub fn eval_expression(expr: &str, ctx: &Value) -> Result<Value, EvalError> {
-    let env = expression_sandbox();
-    let compiled = env
-        .compile_expression(expr)
-        .map_err(|e| EvalError::Compile(jinja_err(&e)))?;
-    let value = compiled
-        .eval(context(ctx))
-        .map_err(|e| EvalError::Eval(jinja_err(&e)))?;
+    let value = eval_jinja(expr, ctx)?;
     serde_json::to_value(&value).map_err(|e| EvalError::Eval(e.to_string()))
 }
 

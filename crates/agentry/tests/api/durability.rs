@@ -207,14 +207,7 @@ async fn two_servers_on_one_postgres_database_run_each_run_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_during_a_failover_keeps_the_billed_attempt_once() {
     let mut app = TestApp::spawn_with(&[("AGENTRY_MODEL_MAX_RETRIES", "0")]).await;
-    let root = app.fake.base_url().trim_end_matches("/v1").to_string();
-    let r = app
-        .post(
-            "/api/v1/providers",
-            json!({"name": "anth", "kind": "anthropic", "base_url": root, "api_key": "sk-ant"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    app.create_fake_provider_of_kind("anth", "anthropic").await;
     app.create_fake_provider().await;
     let r = app
         .post(

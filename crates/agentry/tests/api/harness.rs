@@ -284,6 +284,19 @@ impl TestApp {
         assert_eq!(r.status, 201, "{:?}", r.body);
     }
 
+    /// Registers the fake model server as provider `name` speaking `kind`'s wire format
+    /// (`anthropic` and `gemini` take the server's root, not its `/v1`).
+    pub async fn create_fake_provider_of_kind(&self, name: &str, kind: &str) {
+        let root = self.fake.base_url().trim_end_matches("/v1").to_string();
+        let r = self
+            .post(
+                "/api/v1/providers",
+                json!({"name": name, "kind": kind, "base_url": root, "api_key": "sk-fake"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+
     pub async fn create_agent(&self, slug: &str, model: &str, tools: &[&str]) -> Value {
         let r = self
             .post(

@@ -66,14 +66,7 @@ async fn a_failing_model_falls_over_before_the_first_token_and_never_after() {
 
     // Text already reached the client: the step fails, nothing is repeated by another model.
     // (On the Anthropic wire, whose `message_start` reports usage before the stream breaks.)
-    let root = app.fake.base_url().trim_end_matches("/v1").to_string();
-    let r = app
-        .post(
-            "/api/v1/providers",
-            json!({"name": "anth", "kind": "anthropic", "base_url": root, "api_key": "sk-ant"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    app.create_fake_provider_of_kind("anth", "anthropic").await;
     agent(
         &app,
         json!({"slug": "half", "name": "half", "instructions": "x", "model": "anth/halfway",

@@ -565,14 +565,7 @@ async fn token_budgets_per_end_user_and_budget_validation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_cache_tokens_are_asked_for_recorded_and_priced_by_kind() {
     let app = TestApp::spawn().await;
-    let root = app.fake.base_url().trim_end_matches("/v1").to_string();
-    let r = app
-        .post(
-            "/api/v1/providers",
-            json!({"name": "anth", "kind": "anthropic", "base_url": root, "api_key": "sk-ant"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    app.create_fake_provider_of_kind("anth", "anthropic").await;
     let r = app
         .post(
             "/api/v1/prices",
