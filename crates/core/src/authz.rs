@@ -103,6 +103,10 @@ actions! {
     AgentsWrite => ("agents:write", Workspace, Member, "Create, change and delete agents; apply configuration."),
     RunsRead => ("runs:read", Workspace, Viewer, "Read runs, their steps and event streams."),
     RunsExecute => ("runs:execute", Workspace, Member, "Start and cancel runs."),
+    WorkflowsRead => ("workflows:read", Workspace, Viewer, "Read workflows, their versions, runs, approvals and triggers."),
+    WorkflowsWrite => ("workflows:write", Workspace, Member, "Create, version and delete workflows and their triggers."),
+    WorkflowsRun => ("workflows:run", Workspace, Member, "Start, cancel, re-run and retry workflow runs."),
+    ApprovalsDecide => ("approvals:decide", Workspace, Member, "Decide pending approvals (the approval's assignee role is checked too)."),
 }
 
 impl Action {

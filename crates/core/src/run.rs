@@ -123,6 +123,17 @@ pub mod event {
     pub const GUARDRAIL: &str = "guardrail";
     pub const TOOL_STARTED: &str = "tool.started";
     pub const TOOL_COMPLETED: &str = "tool.completed";
+    /// Workflow runs: a node began, finished, failed (an attempt or for good).
+    pub const NODE_STARTED: &str = "node.started";
+    pub const NODE_COMPLETED: &str = "node.completed";
+    pub const NODE_FAILED: &str = "node.failed";
+    /// A workflow run waits for a person.
+    pub const APPROVAL_REQUESTED: &str = "approval.requested";
+    pub const APPROVAL_DECIDED: &str = "approval.decided";
+    /// A workflow run sleeps until `until` (a `wait` node, a retry backoff).
+    pub const RUN_WAITING: &str = "run.waiting";
+    /// A dead-lettered workflow run was retried from its failed node.
+    pub const RUN_RETRIED: &str = "run.retried";
     pub const RUN_COMPLETED: &str = "run.completed";
     pub const RUN_FAILED: &str = "run.failed";
     pub const RUN_CANCELLED: &str = "run.cancelled";

@@ -182,6 +182,25 @@ pub fn finish_update(lease: &Lease, now: DateTime<Utc>) -> sea_query::UpdateStat
         .to_owned()
 }
 
+/// The statement that puts a held job back in the queue, due at `run_at` (a workflow run
+/// parks until its next timer or wake-up), only while `lease` is current.
+pub fn park_update(
+    lease: &Lease,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> sea_query::UpdateStatement {
+    Query::update()
+        .table("jobs")
+        .value("status", STATUS_QUEUED)
+        .value("lease_owner", Option::<String>::None)
+        .value("lease_until", Option::<DateTime<Utc>>::None)
+        .value("run_at", run_at)
+        .value("updated_at", now)
+        .and_where(Expr::col("id").eq(lease.job_id))
+        .and_where(Expr::col("lease_token").eq(lease.token))
+        .to_owned()
+}
+
 /// Marks the job finished, inside the transaction that records the outcome.
 pub async fn finish(tx: &mut Tx, lease: &Lease, now: DateTime<Utc>) -> Result<()> {
     if tx.execute(&finish_update(lease, now)).await? == 0 {

@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod approvals;
 pub mod audit;
 pub mod budgets;
 pub mod costs;
@@ -19,6 +20,7 @@ pub mod jobs;
 mod migrations;
 mod migrations_identity;
 mod migrations_money;
+mod migrations_workflows;
 pub mod org_keys;
 pub mod org_settings;
 pub mod org_tasks;
@@ -30,6 +32,8 @@ pub mod sessions;
 pub mod sso;
 pub mod tokens;
 pub mod users;
+pub mod workflow_runs;
+pub mod workflows;
 pub mod writer;
 
 pub use db::{Db, Dialect, NoRow, Statement, Tx, redact_url};

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, MigrationFn)] = &[
     (1, "foundation", foundation),
     (2, "identity", crate::migrations_identity::identity),
     (3, "money", crate::migrations_money::money),
+    (4, "workflows", crate::migrations_workflows::workflows),
 ];
 
 pub(crate) fn count() -> usize {

@@ -129,7 +129,7 @@ fn select_runs(scope: WorkspaceScope) -> SelectStatement {
         .to_owned()
 }
 
-fn insert_event(
+pub(crate) fn insert_event(
     run_id: Uuid,
     org_id: Uuid,
     seq: i64,
@@ -590,52 +590,13 @@ fn commit_statements(lease: &Lease, batch: Commit, now: DateTime<Utc>) -> Result
         .and_where(Expr::exists(lease_is_current))
         .returning(Query::returning().column("cancel_requested"));
     let mut statements = vec![Statement::Update(update)];
-    if !batch.steps.is_empty() {
-        let mut insert = Query::insert();
-        insert.into_table("run_steps").columns([
-            "run_id",
-            "idx",
-            "org_id",
-            "kind",
-            "record",
-            "started_at",
-            "ended_at",
-        ]);
-        for step in batch.steps {
-            insert.values_panic([
-                batch.run_id.into(),
-                step.idx.into(),
-                batch.org_id.into(),
-                step.kind.into(),
-                step.record.into(),
-                step.started_at.into(),
-                step.ended_at.into(),
-            ]);
-        }
-        statements.push(Statement::Insert(insert));
-    }
-    if !batch.events.is_empty() {
-        let mut insert = Query::insert();
-        insert.into_table("run_events").columns([
-            "run_id",
-            "seq",
-            "org_id",
-            "name",
-            "data",
-            "created_at",
-        ]);
-        for e in batch.events {
-            insert.values_panic([
-                batch.run_id.into(),
-                e.seq.into(),
-                batch.org_id.into(),
-                e.name.into(),
-                e.data.into(),
-                now.into(),
-            ]);
-        }
-        statements.push(Statement::Insert(insert));
-    }
+    statements.extend(journal_statements(
+        batch.run_id,
+        batch.org_id,
+        batch.steps,
+        batch.events,
+        now,
+    ));
     if ended {
         statements.push(Statement::Update(jobs::finish_update(lease, now)));
     }
@@ -678,4 +639,62 @@ pub async fn count_active(db: &Db, scope: agentry_core::scope::OrgScope) -> Resu
         )
         .await?;
     Ok(row.map(|r| r.n).unwrap_or(0))
+}
+
+/// The inserts of journal steps and events (shared by agent and workflow runs).
+pub(crate) fn journal_statements(
+    run_id: Uuid,
+    org_id: Uuid,
+    steps: Vec<NewStep>,
+    events: Vec<NewEvent>,
+    now: DateTime<Utc>,
+) -> Vec<Statement> {
+    let mut out = Vec::new();
+    if !steps.is_empty() {
+        let mut insert = Query::insert();
+        insert.into_table("run_steps").columns([
+            "run_id",
+            "idx",
+            "org_id",
+            "kind",
+            "record",
+            "started_at",
+            "ended_at",
+        ]);
+        for step in steps {
+            insert.values_panic([
+                run_id.into(),
+                step.idx.into(),
+                org_id.into(),
+                step.kind.into(),
+                step.record.into(),
+                step.started_at.into(),
+                step.ended_at.into(),
+            ]);
+        }
+        out.push(Statement::Insert(insert));
+    }
+    if !events.is_empty() {
+        let mut insert = Query::insert();
+        insert.into_table("run_events").columns([
+            "run_id",
+            "seq",
+            "org_id",
+            "name",
+            "data",
+            "created_at",
+        ]);
+        for e in events {
+            insert.values_panic([
+                run_id.into(),
+                e.seq.into(),
+                org_id.into(),
+                e.name.into(),
+                e.data.into(),
+                now.into(),
+            ]);
+        }
+        out.push(Statement::Insert(insert));
+    }
+    out
 }

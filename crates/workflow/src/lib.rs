@@ -28,6 +28,7 @@
 
 pub mod error;
 pub mod eval;
+pub mod machine;
 pub mod model;
 mod parse;
 pub mod source;
