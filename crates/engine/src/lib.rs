@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod service;
 pub mod vault;
 mod worker;
+mod workflow_exec;
 
 pub use config::{EngineConfig, IdentityConfig, InstanceProvider};
 pub use error::{ServiceError, ServiceResult};

@@ -44,6 +44,10 @@ pub struct Platform {
     pub breakers: agentry_llm::CircuitBreakers,
     /// Each org's first workspace (the default one), which cannot be deleted: read once.
     default_workspaces: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, uuid::Uuid>>,
+    /// Parsed and validated workflow versions (immutable, so cached without invalidation).
+    workflow_defs: std::sync::Mutex<
+        std::collections::HashMap<(uuid::Uuid, i64), Arc<agentry_workflow::ValidatedWorkflow>>,
+    >,
     /// Identifies this process in job leases.
     pub worker_id: String,
     workers_running: AtomicBool,
@@ -72,6 +76,7 @@ impl Platform {
             instance_id: tokio::sync::OnceCell::new(),
             breakers: agentry_llm::CircuitBreakers::new(agentry_llm::BreakerConfig::default()),
             default_workspaces: Default::default(),
+            workflow_defs: Default::default(),
             vault: crate::vault::Vault::new(parts.db.clone(), parts.secrets, parts.reload_keys),
             db: parts.db,
             tools: parts.tools,
@@ -108,6 +113,37 @@ impl Platform {
     /// True while this process's workers are taking work (or when it runs none by design).
     pub fn workers_healthy(&self) -> bool {
         !self.config.run_workers || self.workers_running.load(Ordering::Relaxed)
+    }
+
+    /// A workflow version, parsed and validated once per process (versions never change).
+    pub(crate) async fn workflow_definition(
+        &self,
+        workflow_id: uuid::Uuid,
+        version: i64,
+    ) -> Result<Arc<agentry_workflow::ValidatedWorkflow>, crate::ServiceError> {
+        if let Ok(cache) = self.workflow_defs.lock()
+            && let Some(found) = cache.get(&(workflow_id, version))
+        {
+            return Ok(found.clone());
+        }
+        let row = agentry_store::workflows::version_for_execution(&self.db, workflow_id, version)
+            .await?
+            .ok_or_else(|| {
+                crate::ServiceError::new(
+                    agentry_core::ErrorCode::WorkflowNotFound,
+                    format!("workflow version {version} no longer exists"),
+                )
+            })?;
+        let validated = Arc::new(crate::service::workflows::load_definition(
+            &row.definition.0,
+        )?);
+        if let Ok(mut cache) = self.workflow_defs.lock() {
+            if cache.len() > 1000 {
+                cache.clear();
+            }
+            cache.insert((workflow_id, version), validated.clone());
+        }
+        Ok(validated)
     }
 
     /// The org's default (first) workspace.

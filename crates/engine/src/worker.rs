@@ -219,6 +219,23 @@ async fn run_job(platform: Arc<Platform>, job: ClaimedJob) {
         }
         return;
     }
+    if job.kind == agentry_store::workflow_runs::JOB_KIND {
+        tokio::select! {
+            result = crate::workflow_exec::execute(platform.clone(), job) => match result {
+                Ok(()) => {}
+                Err(crate::workflow_exec::FlowError::Store(agentry_store::StoreError::LeaseLost)) => {
+                    tracing::warn!(%run_id, "lease lost: another worker owns this workflow run now");
+                }
+                Err(e) => {
+                    tracing::error!(%run_id, error = %e, "workflow run execution failed; it will be retried");
+                }
+            },
+            () = heartbeat => {
+                tracing::warn!(%run_id, "lease lost during a workflow run; stopping");
+            }
+        }
+        return;
+    }
     tokio::select! {
         result = executor::execute(platform.clone(), job) => match result {
             Ok(()) => {}

@@ -62,6 +62,10 @@ pub mod perm {
         RunsRead => RunsRead;
         RunsStart => RunsExecute, RunStart;
         RunsCancel => RunsExecute;
+        WorkflowsRead => WorkflowsRead;
+        WorkflowsWrite => WorkflowsWrite;
+        WorkflowsRun => WorkflowsRun, RunStart;
+        ApprovalsDecide => ApprovalsDecide;
     }
 }
 

@@ -3,8 +3,8 @@
 
 use crate::AppState;
 use crate::routes::{
-    agents, api_keys, apply, audit_log, auth, budgets, costs, events, guardrails, me, members, org,
-    providers, routing, runs, sso,
+    agents, api_keys, apply, approvals, audit_log, auth, budgets, costs, events, guardrails, me,
+    members, org, providers, routing, runs, sso, workflow_runs, workflows,
 };
 use axum::Json;
 use utoipa::OpenApi;
@@ -100,6 +100,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(budgets::get, budgets::update, budgets::delete))
         .routes(routes!(sso::create, sso::list))
         .routes(routes!(sso::delete))
+        .routes(routes!(workflows::create, workflows::list))
+        .routes(routes!(workflows::validate))
+        .routes(routes!(workflows::get, workflows::put, workflows::delete))
+        .routes(routes!(workflows::versions))
+        .routes(routes!(workflows::version))
+        .routes(routes!(workflow_runs::start))
+        .routes(routes!(workflow_runs::list))
+        .routes(routes!(workflow_runs::get))
+        .routes(routes!(workflow_runs::events))
+        .routes(routes!(workflow_runs::cancel))
+        .routes(routes!(workflow_runs::retry))
+        .routes(routes!(workflow_runs::rerun))
+        .routes(routes!(approvals::list))
+        .routes(routes!(approvals::get, approvals::decide))
 }
 
 /// The document as JSON.

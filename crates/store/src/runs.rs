@@ -42,6 +42,8 @@ pub struct RunRow {
     pub user_id: Option<Uuid>,
     /// The caller's own id for its end user, when it passed one.
     pub end_user: Option<String>,
+    /// The workflow run whose `agent` node started this run (woken when it ends).
+    pub parent_run_id: Option<Uuid>,
 }
 
 impl RunRow {
@@ -56,7 +58,7 @@ impl RunRow {
     }
 }
 
-const RUN_COLUMNS: [&str; 22] = [
+const RUN_COLUMNS: [&str; 23] = [
     "id",
     "org_id",
     "workspace_id",
@@ -79,6 +81,7 @@ const RUN_COLUMNS: [&str; 22] = [
     "api_key_id",
     "user_id",
     "end_user",
+    "parent_run_id",
 ];
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -112,6 +115,7 @@ pub struct NewRun {
     pub api_key_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
     pub end_user: Option<String>,
+    pub parent_run_id: Option<Uuid>,
 }
 
 pub enum CreateOutcome {
@@ -158,7 +162,32 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
     {
         return Ok(CreateOutcome::Existing(existing));
     }
-    let now = Utc::now();
+    let (row, statements) = create_statements(scope, new, Utc::now());
+    let written = db.write_batch::<NoRow>(&statements, false).await;
+    match written {
+        Ok(_) => {}
+        // Two requests with one Idempotency-Key raced: the other one won; answer with its run.
+        Err(StoreError::Conflict) => {
+            if let Some(key) = &row.idempotency_key
+                && let Some(existing) = get_by_idempotency_key(db, scope, key).await?
+            {
+                return Ok(CreateOutcome::Existing(existing));
+            }
+            return Err(StoreError::Conflict);
+        }
+        Err(e) => return Err(e),
+    }
+    jobs::notify_enqueued(db).await?;
+    Ok(CreateOutcome::Created(row))
+}
+
+/// The statements that create a queued run, its `run.queued` event and its job, for batching
+/// with the write that causes the run (a workflow's journal step).
+pub fn create_statements(
+    scope: WorkspaceScope,
+    new: NewRun,
+    now: DateTime<Utc>,
+) -> (RunRow, Vec<Statement>) {
     let row = RunRow {
         id: RunId::new().0,
         org_id: scope.org_id.0,
@@ -182,6 +211,7 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
         api_key_id: new.api_key_id,
         user_id: new.user_id,
         end_user: new.end_user,
+        parent_run_id: new.parent_run_id,
     };
     let insert_run = Query::insert()
         .into_table("runs")
@@ -209,40 +239,22 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
             row.api_key_id.into(),
             row.user_id.into(),
             row.end_user.clone().into(),
+            row.parent_run_id.into(),
         ])
         .to_owned();
-    let written = db
-        .write_batch::<NoRow>(
-            &[
-                Statement::Insert(insert_run),
-                Statement::Insert(insert_event(
-                    row.id,
-                    row.org_id,
-                    1,
-                    agentry_core::run::event::RUN_QUEUED,
-                    serde_json::json!({"run_id": row.id}),
-                    now,
-                )),
-                jobs::enqueue_statement(row.org_id, jobs::KIND_AGENT_RUN, row.id, now),
-            ],
-            false,
-        )
-        .await;
-    match written {
-        Ok(_) => {}
-        // Two requests with one Idempotency-Key raced: the other one won; answer with its run.
-        Err(StoreError::Conflict) => {
-            if let Some(key) = &row.idempotency_key
-                && let Some(existing) = get_by_idempotency_key(db, scope, key).await?
-            {
-                return Ok(CreateOutcome::Existing(existing));
-            }
-            return Err(StoreError::Conflict);
-        }
-        Err(e) => return Err(e),
-    }
-    jobs::notify_enqueued(db).await?;
-    Ok(CreateOutcome::Created(row))
+    let statements = vec![
+        Statement::Insert(insert_run),
+        Statement::Insert(insert_event(
+            row.id,
+            row.org_id,
+            1,
+            agentry_core::run::event::RUN_QUEUED,
+            serde_json::json!({"run_id": row.id}),
+            now,
+        )),
+        jobs::enqueue_statement(row.org_id, jobs::KIND_AGENT_RUN, row.id, now),
+    ];
+    (row, statements)
 }
 
 async fn get_by_idempotency_key(

@@ -210,3 +210,59 @@ pub fn run_jq(program: &str, input: &Value) -> Result<Vec<Value>, EvalError> {
     }
     Ok(out)
 }
+
+/// Renders a JSON value whose string leaves may be templates. A string that is exactly one
+/// `{{ expression }}` keeps the expression's JSON type (a number stays a number, an object an
+/// object); any other string with template syntax renders to a string; the rest is unchanged.
+pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, EvalError> {
+    match value {
+        Value::String(s) => render_string(s, ctx),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| render_value(v, ctx))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| render_value(v, ctx).map(|v| (k.clone(), v)))
+            .collect::<Result<serde_json::Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
+}
+
+fn render_string(s: &str, ctx: &Value) -> Result<Value, EvalError> {
+    if !s.contains("{{") && !s.contains("{%") {
+        return Ok(Value::String(s.to_owned()));
+    }
+    let trimmed = s.trim();
+    if let Some(inner) = trimmed
+        .strip_prefix("{{")
+        .and_then(|r| r.strip_suffix("}}"))
+        && !inner.contains("{{")
+        && !inner.contains("}}")
+    {
+        return eval_expression(inner.trim(), ctx);
+    }
+    render_template(s, ctx).map(Value::String)
+}
+
+#[cfg(test)]
+mod render_value_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn single_expressions_keep_their_type_and_mixed_text_renders() {
+        let ctx = json!({"input": {"n": 2, "tags": ["a"]}, "name": "x"});
+        let rendered = render_value(
+            &json!({"n": "{{ input.n }}", "tags": "{{ input.tags }}", "s": "hi {{ name }}", "k": 1}),
+            &ctx,
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            rendered,
+            json!({"n": 2, "tags": ["a"], "s": "hi x", "k": 1})
+        );
+    }
+}

@@ -35,7 +35,7 @@ pub mod source;
 pub mod validate;
 
 pub use error::{DefinitionError, DefinitionErrors};
-pub use eval::{EvalError, eval_condition, eval_expression, render_template, run_jq};
+pub use eval::{EvalError, eval_condition, eval_expression, render_template, render_value, run_jq};
 pub use model::*;
 pub use source::{Position, Seg, SourceMap};
 pub use validate::{ValidatedWorkflow, validate};

@@ -17,6 +17,17 @@ struct Fixtures {
     task_id: String,
     budget_id: String,
     price_id: String,
+    workflow_run_id: String,
+    approval_id: String,
+}
+
+/// The workflow every workflow route points at (named like the agent fixture, `iso`).
+fn iso_workflow() -> Value {
+    json!({"apiVersion": "agentry/v1", "kind": "Workflow", "metadata": {"name": "iso"},
+        "spec": {"start": "ask", "nodes": {
+            "ask": {"type": "approval", "assignee_role": "member",
+                    "next_approved": "done", "next_rejected": "done"},
+            "done": {"type": "end"}}}})
 }
 
 /// The request body for each route (the suite's entry); `None` = the route is unknown here.
@@ -85,6 +96,27 @@ fn entry(method: &str, path: &str) -> Option<Value> {
         ("get", "/budgets") | ("get", "/budgets/{id}") | ("delete", "/budgets/{id}") => empty,
         ("post", "/budgets") | ("put", "/budgets/{id}") => json!({"name": "b",
             "scope": {"kind": "org"}, "period": "day", "limit_usd": "1"}),
+        ("put", "/workflows/{slug}") => iso_workflow(),
+        // Another name: a caller allowed to create must not create the fixture's twin.
+        ("post", "/workflows") | ("post", "/workflows/validate") => {
+            let mut w = iso_workflow();
+            w["metadata"]["name"] = json!("iso2");
+            w
+        }
+        ("get", "/workflows")
+        | ("get", "/workflows/{slug}")
+        | ("delete", "/workflows/{slug}")
+        | ("get", "/workflows/{slug}/versions")
+        | ("get", "/workflows/{slug}/versions/{version}") => empty,
+        ("post", "/workflows/{slug}/runs") => json!({"input": {}}),
+        ("get", "/workflow-runs")
+        | ("get", "/workflow-runs/{id}")
+        | ("get", "/workflow-runs/{id}/events")
+        | ("post", "/workflow-runs/{id}/cancel")
+        | ("post", "/workflow-runs/{id}/retry") => empty,
+        ("post", "/workflow-runs/{id}/rerun") => json!({"from_node": "done"}),
+        ("get", "/approvals") | ("get", "/approvals/{id}") => empty,
+        ("post", "/approvals/{id}") => json!({"decision": "approve"}),
         _ => return None,
     })
 }
@@ -104,12 +136,17 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         f.budget_id.clone()
     } else if path.starts_with("/prices/") {
         f.price_id.clone()
+    } else if path.starts_with("/workflow-runs/") {
+        f.workflow_run_id.clone()
+    } else if path.starts_with("/approvals/") {
+        f.approval_id.clone()
     } else {
         uuid::Uuid::now_v7().to_string()
     };
     path.replace("{slug}", "iso")
         .replace("{name}", "fake")
         .replace("{user_id}", &f.member_id)
+        .replace("{version}", "1")
         .replace("{id}", &id)
 }
 
@@ -215,7 +252,32 @@ async fn setup(app: &TestApp) -> Fixtures {
         )
         .await;
     assert_eq!(price.status, 201, "{:?}", price.body);
+    let workflow = app.post("/api/v1/workflows", iso_workflow()).await;
+    assert_eq!(workflow.status, 201, "{:?}", workflow.body);
+    let wf_run = app
+        .post("/api/v1/workflows/iso/runs", json!({"input": {}}))
+        .await;
+    assert_eq!(wf_run.status, 202, "{:?}", wf_run.body);
+    let workflow_run_id = wf_run.body["id"]
+        .as_str()
+        .expect("workflow run")
+        .to_string();
+    let approval_id = crate::workflows::pending_approvals(app, &workflow_run_id, 1)
+        .await
+        .remove(0);
+    // Decided, so the run ends and its event stream closes (the suite reads every route to
+    // its end); the routes still find the run and the approval.
+    let decided = app
+        .post(
+            &format!("/api/v1/approvals/{approval_id}"),
+            json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(decided.status, 200, "{:?}", decided.body);
+    crate::workflows::wait_end(app, &workflow_run_id).await;
     Fixtures {
+        workflow_run_id,
+        approval_id,
         budget_id: budget.body["id"].as_str().expect("budget").to_string(),
         price_id: price.body["id"].as_str().expect("price").to_string(),
         run_id: run.body["id"].as_str().expect("run").to_string(),
@@ -262,6 +324,8 @@ async fn every_route_refuses_other_tenants_lower_roles_and_revoked_keys() {
         "member@example.com",
         "iso-budget",
         "iso-model",
+        f.workflow_run_id.as_str(),
+        f.approval_id.as_str(),
     ];
 
     let mut checked = 0;

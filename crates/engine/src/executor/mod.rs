@@ -88,6 +88,8 @@ struct Execution {
     last_call: Option<CallCost>,
     /// The run's guardrails (the org's and the agent's policies merged).
     guard: Arc<CompiledPolicy>,
+    /// The workflow run waiting for this run, if a workflow's `agent` node started it.
+    parent_run_id: Option<uuid::Uuid>,
 }
 
 /// The run's attribution, copied into every cost event.
@@ -137,9 +139,17 @@ impl Execution {
         steps: Vec<NewStep>,
         events: Vec<NewEvent>,
         change: RunChange,
-        extra: Vec<agentry_store::Statement>,
+        mut extra: Vec<agentry_store::Statement>,
     ) -> Result<(), StoreError> {
         let ended = matches!(change, RunChange::Ended { .. });
+        // A workflow's `agent` node waits for this run: its end wakes the workflow, in the
+        // same transaction, so the wake-up cannot be lost.
+        if ended && let Some(parent) = self.parent_run_id {
+            extra.extend(agentry_store::workflow_runs::wake_statements(
+                parent,
+                Utc::now(),
+            ));
+        }
         let outcome = runs::commit(
             &self.platform.db,
             &self.lease,
@@ -272,6 +282,7 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
         pending_events: Vec::new(),
         last_call: None,
         guard: Arc::new(CompiledPolicy::none()),
+        parent_run_id: run.parent_run_id,
     };
     let resumed = run.status() == RunStatus::Running;
     if !resumed {

@@ -117,6 +117,7 @@ pub async fn start(
             },
             user_id: request.started_by.user_id().map(|u| u.0),
             end_user: request.end_user,
+            parent_run_id: None,
         },
     )
     .await?;

@@ -89,32 +89,42 @@ pub async fn check_references(
     let tools = platform.tools.names();
     for (id, node) in &workflow.spec.nodes {
         match &node.kind {
-            NodeKind::Agent(a) => {
+            NodeKind::Agent(a)
                 if agentry_store::agents::get(&platform.db, scope, &a.agent)
                     .await?
-                    .is_none()
-                {
-                    errors.push(located(
-                        workflow,
-                        id,
-                        "agent",
-                        format!("no agent `{}` exists in this workspace", a.agent),
-                    ));
-                }
+                    .is_none() =>
+            {
+                errors.push(located(
+                    workflow,
+                    id,
+                    "agent",
+                    format!("no agent `{}` exists in this workspace", a.agent),
+                ));
             }
-            NodeKind::Tool(t) => {
-                if !tools.contains(&t.tool.as_str()) {
-                    errors.push(located(
-                        workflow,
-                        id,
-                        "tool",
-                        format!(
-                            "no tool `{}`; available tools: {}",
-                            t.tool,
-                            tools.join(", ")
-                        ),
-                    ));
-                }
+            NodeKind::Approval(a)
+                if agentry_core::authz::Role::parse(&a.assignee_role).is_none() =>
+            {
+                errors.push(located(
+                    workflow,
+                    id,
+                    "assignee_role",
+                    format!(
+                        "`{}` is not a role; use viewer, member, admin or owner",
+                        a.assignee_role
+                    ),
+                ));
+            }
+            NodeKind::Tool(t) if !tools.contains(&t.tool.as_str()) => {
+                errors.push(located(
+                    workflow,
+                    id,
+                    "tool",
+                    format!(
+                        "no tool `{}`; available tools: {}",
+                        t.tool,
+                        tools.join(", ")
+                    ),
+                ));
             }
             NodeKind::Workflow(w) if w.workflow != workflow.metadata.name => {
                 match latest(platform, scope, &w.workflow).await {
@@ -173,7 +183,8 @@ pub async fn check_references(
     }
 }
 
-/// Validates and saves a definition: a new workflow (`must_be_new`) or a new version.
+/// Validates and saves a definition: a new workflow (`must_be_new`) or a new version of an
+/// existing one.
 pub async fn save(
     platform: &Platform,
     scope: WorkspaceScope,
@@ -181,6 +192,11 @@ pub async fn save(
     must_be_new: bool,
 ) -> ServiceResult<(WorkflowRow, bool)> {
     let validated = parse(&source)?;
+    if !must_be_new {
+        // A new version of an existing workflow: PUT never creates (POST does), so a slug of
+        // another tenant or a typo answers 404 instead of silently creating a workflow.
+        get(platform, scope, &validated.workflow().metadata.name).await?;
+    }
     check_references(platform, scope, &validated).await?;
     let workflow = validated.workflow();
     let definition = serde_json::to_value(workflow)

@@ -39,7 +39,7 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = parse_run_id(&id)?;
     let after = last_event_id(&headers)?;
-    run_event_stream(state.platform.clone(), g.scope, id, after).await
+    run_event_stream(state.platform.clone(), g.scope, RunKind::Agent, id, after).await
 }
 
 pub fn last_event_id(headers: &HeaderMap) -> Result<i64, ApiError> {
@@ -59,9 +59,39 @@ pub fn last_event_id(headers: &HeaderMap) -> Result<i64, ApiError> {
     }
 }
 
+/// Which kind of run a stream follows (both store their events the same way).
+#[derive(Clone, Copy)]
+pub enum RunKind {
+    Agent,
+    Workflow,
+}
+
+impl RunKind {
+    /// Whether the run has ended (404 when it does not exist in the workspace).
+    async fn ended(
+        self,
+        platform: &Platform,
+        scope: WorkspaceScope,
+        run: RunId,
+    ) -> Result<bool, ApiError> {
+        Ok(match self {
+            RunKind::Agent => runs::get(platform, scope, run)
+                .await?
+                .status()
+                .is_terminal(),
+            RunKind::Workflow => agentry_store::workflow_runs::is_terminal(
+                &agentry_engine::service::workflow_runs::get(platform, scope, run.0)
+                    .await?
+                    .status,
+            ),
+        })
+    }
+}
+
 struct Cursor {
     platform: Arc<Platform>,
     scope: WorkspaceScope,
+    kind: RunKind,
     run: RunId,
     after: i64,
     wakeups: broadcast::Receiver<agentry_engine::notifier::RunNotice>,
@@ -74,15 +104,17 @@ struct Cursor {
 pub async fn run_event_stream(
     platform: Arc<Platform>,
     scope: WorkspaceScope,
+    kind: RunKind,
     run: RunId,
     after: i64,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // 404 before the stream starts, like every other route.
-    runs::get(&platform, scope, run).await?;
+    kind.ended(&platform, scope, run).await?;
     let cursor = Cursor {
         wakeups: platform.notifier.subscribe_events(),
         platform,
         scope,
+        kind,
         run,
         after,
         finished: false,
@@ -111,8 +143,8 @@ pub async fn run_event_stream(
                 Ok(_) => {
                     // Nothing new. A run that has ended stored its last event together with
                     // its final status, so there is nothing left to wait for.
-                    match runs::get(&c.platform, c.scope, c.run).await {
-                        Ok(run) if run.status().is_terminal() => {
+                    match c.kind.ended(&c.platform, c.scope, c.run).await {
+                        Ok(true) => {
                             if c.drained_after_end {
                                 return None;
                             }

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod apply;
+pub mod approvals;
 pub mod audit_log;
 pub mod auth;
 pub mod budgets;
@@ -17,6 +18,8 @@ pub mod routing;
 pub mod runs;
 pub mod sso;
 pub mod system;
+pub mod workflow_runs;
+pub mod workflows;
 
 #[cfg(test)]
 mod tests {
@@ -42,11 +45,15 @@ mod tests {
             ("routing", include_str!("routing.rs")),
             ("runs", include_str!("runs.rs")),
             ("sso", include_str!("sso.rs")),
+            ("workflows", include_str!("workflows.rs")),
+            ("workflow_runs", include_str!("workflow_runs.rs")),
+            ("approvals", include_str!("approvals.rs")),
         ];
         // (module, handler): why no entry.
         let exempt = [
-            ("me", "totp_setup"), // returns a fresh secret; nothing is stored
-            ("me", "switch_org"), // a preference of the caller's own session
+            ("me", "totp_setup"),      // returns a fresh secret; nothing is stored
+            ("me", "switch_org"),      // a preference of the caller's own session
+            ("workflows", "validate"), // checks a definition; stores nothing
         ];
         let mut checked = 0;
         for (module, text) in sources {

@@ -5,7 +5,7 @@ use super::session::Session;
 use super::views::{RunDetail, RunSummary};
 use crate::AppState;
 use crate::extract::parse_run_id;
-use crate::routes::events::{last_event_id, run_event_stream};
+use crate::routes::events::{RunKind, last_event_id, run_event_stream};
 use agentry_core::agent::is_valid_slug;
 use agentry_core::ids::RunId;
 use agentry_core::run::RunStatus;
@@ -152,7 +152,7 @@ pub async fn events(
     let stream = async {
         let id = parse_run_id(&id)?;
         let after = last_event_id(&headers)?;
-        run_event_stream(state.platform.clone(), who.scope, id, after).await
+        run_event_stream(state.platform.clone(), who.scope, RunKind::Agent, id, after).await
     };
     match stream.await {
         Ok(sse) => sse.into_response(),
