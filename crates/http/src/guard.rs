@@ -62,6 +62,8 @@ pub mod perm {
         RunsRead => RunsRead;
         RunsStart => RunsExecute, RunStart;
         RunsCancel => RunsExecute;
+        WorkflowsRead => WorkflowsRead;
+        WorkflowsWrite => WorkflowsWrite;
     }
 }
 

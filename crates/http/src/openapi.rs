@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::routes::{
     agents, api_keys, apply, audit_log, auth, budgets, costs, events, guardrails, me, members, org,
-    providers, routing, runs, sso,
+    providers, routing, runs, sso, triggers,
 };
 use axum::Json;
 use utoipa::OpenApi;
@@ -100,6 +100,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(budgets::get, budgets::update, budgets::delete))
         .routes(routes!(sso::create, sso::list))
         .routes(routes!(sso::delete))
+        .routes(routes!(triggers::list, triggers::create))
+        .routes(routes!(triggers::get, triggers::update, triggers::delete))
+        .routes(routes!(triggers::rotate_secret))
+        .routes(routes!(triggers::fires))
+        .routes(routes!(triggers::deliver))
 }
 
 /// The document as JSON.

@@ -25,3 +25,4 @@ mod sso;
 mod streaming;
 mod system;
 mod tenancy;
+mod triggers;

@@ -17,6 +17,7 @@ struct Fixtures {
     task_id: String,
     budget_id: String,
     price_id: String,
+    trigger_id: String,
 }
 
 /// The request body for each route (the suite's entry); `None` = the route is unknown here.
@@ -85,6 +86,16 @@ fn entry(method: &str, path: &str) -> Option<Value> {
         ("get", "/budgets") | ("get", "/budgets/{id}") | ("delete", "/budgets/{id}") => empty,
         ("post", "/budgets") | ("put", "/budgets/{id}") => json!({"name": "b",
             "scope": {"kind": "org"}, "period": "day", "limit_usd": "1"}),
+        ("post", "/triggers") => json!({"name": "t", "kind": "schedule",
+            "target": {"kind": "agent", "slug": "iso"}, "config": {"cron": "0 9 * * *"}}),
+        ("get", "/triggers")
+        | ("get", "/triggers/{id}")
+        | ("delete", "/triggers/{id}")
+        | ("get", "/triggers/{id}/fires")
+        | ("post", "/triggers/{id}/rotate-secret") => empty,
+        ("patch", "/triggers/{id}") => json!({"name": "renamed"}),
+        // Public: the signature is the authentication (none here: 401).
+        ("post", "/hooks/{id}") => empty,
         _ => return None,
     })
 }
@@ -104,6 +115,8 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         f.budget_id.clone()
     } else if path.starts_with("/prices/") {
         f.price_id.clone()
+    } else if path.starts_with("/triggers/") || path.starts_with("/hooks/") {
+        f.trigger_id.clone()
     } else {
         uuid::Uuid::now_v7().to_string()
     };
@@ -215,7 +228,15 @@ async fn setup(app: &TestApp) -> Fixtures {
         )
         .await;
     assert_eq!(price.status, 201, "{:?}", price.body);
+    let trigger = app
+        .post(
+            "/api/v1/triggers",
+            json!({"name": "iso-trigger", "kind": "webhook", "target": {"kind": "agent", "slug": "iso"}}),
+        )
+        .await;
+    assert_eq!(trigger.status, 201, "{:?}", trigger.body);
     Fixtures {
+        trigger_id: trigger.body["id"].as_str().expect("trigger").to_string(),
         budget_id: budget.body["id"].as_str().expect("budget").to_string(),
         price_id: price.body["id"].as_str().expect("price").to_string(),
         run_id: run.body["id"].as_str().expect("run").to_string(),
@@ -262,6 +283,7 @@ async fn every_route_refuses_other_tenants_lower_roles_and_revoked_keys() {
         "member@example.com",
         "iso-budget",
         "iso-model",
+        "iso-trigger",
     ];
 
     let mut checked = 0;

@@ -17,6 +17,7 @@ pub mod routing;
 pub mod runs;
 pub mod sso;
 pub mod system;
+pub mod triggers;
 
 #[cfg(test)]
 mod tests {
@@ -42,6 +43,7 @@ mod tests {
             ("routing", include_str!("routing.rs")),
             ("runs", include_str!("runs.rs")),
             ("sso", include_str!("sso.rs")),
+            ("triggers", include_str!("triggers.rs")),
         ];
         // (module, handler): why no entry.
         let exempt = [
