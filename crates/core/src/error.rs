@@ -109,6 +109,7 @@ error_codes! {
     ApprovalExpired => ("approval_expired", 410, "The approval's deadline passed; its timeout outcome applies."),
     TriggerNotFound => ("trigger_not_found", 404, "No trigger with this id exists in the workspace."),
     WebhookRejected => ("webhook_rejected", 401, "The webhook delivery's signature or timestamp did not verify against the trigger's secrets."),
+    TriggerPaused => ("trigger_paused", 409, "The trigger is paused; resume it to accept deliveries again (senders may retry later)."),
     AgentUnavailable => ("agent_unavailable", 422, "The run's agent version or provider no longer exists."),
 }
 

@@ -35,6 +35,11 @@ impl Platform {
             tokio::spawn(listen_for_jobs(self.clone(), rx.clone()));
         }
         tokio::spawn(housekeeping(self.clone(), rx.clone()));
+        // Schedules and the event-trigger sweep: every replica runs it; firing is idempotent.
+        tokio::spawn(crate::service::triggers::scheduler::run(
+            self.clone(),
+            rx.clone(),
+        ));
         let done = tokio::spawn(worker_loop(self.clone(), rx));
         WorkerHandle { done }
     }

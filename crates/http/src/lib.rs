@@ -8,6 +8,7 @@ pub mod audit;
 pub mod dto;
 pub mod dto_identity;
 pub mod dto_money;
+pub mod dto_triggers;
 pub mod dto_workflows;
 pub mod error;
 pub mod extract;

@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::routes::{
     agents, api_keys, apply, approvals, audit_log, auth, budgets, costs, events, guardrails, me,
-    members, org, providers, routing, runs, sso, workflow_runs, workflows,
+    members, org, providers, routing, runs, sso, triggers, workflow_runs, workflows,
 };
 use axum::Json;
 use utoipa::OpenApi;
@@ -114,6 +114,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(workflow_runs::rerun))
         .routes(routes!(approvals::list))
         .routes(routes!(approvals::get, approvals::decide))
+        .routes(routes!(triggers::list, triggers::create))
+        .routes(routes!(triggers::get, triggers::update, triggers::delete))
+        .routes(routes!(triggers::rotate_secret))
+        .routes(routes!(triggers::fires))
+        .routes(routes!(triggers::deliver))
 }
 
 /// The document as JSON.

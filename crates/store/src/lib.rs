@@ -31,6 +31,7 @@ pub mod runs;
 pub mod sessions;
 pub mod sso;
 pub mod tokens;
+pub mod triggers;
 pub mod users;
 pub mod workflow_runs;
 pub mod workflows;

@@ -25,4 +25,5 @@ mod sso;
 mod streaming;
 mod system;
 mod tenancy;
+mod triggers;
 mod workflows;

@@ -19,6 +19,7 @@ struct Fixtures {
     price_id: String,
     workflow_run_id: String,
     approval_id: String,
+    trigger_id: String,
 }
 
 /// The workflow every workflow route points at (named like the agent fixture, `iso`).
@@ -117,6 +118,16 @@ fn entry(method: &str, path: &str) -> Option<Value> {
         ("post", "/workflow-runs/{id}/rerun") => json!({"from_node": "done"}),
         ("get", "/approvals") | ("get", "/approvals/{id}") => empty,
         ("post", "/approvals/{id}") => json!({"decision": "approve"}),
+        ("post", "/triggers") => json!({"name": "t", "kind": "schedule",
+            "target": {"kind": "agent", "slug": "iso"}, "config": {"cron": "0 9 * * *"}}),
+        ("get", "/triggers")
+        | ("get", "/triggers/{id}")
+        | ("delete", "/triggers/{id}")
+        | ("get", "/triggers/{id}/fires")
+        | ("post", "/triggers/{id}/rotate-secret") => empty,
+        ("patch", "/triggers/{id}") => json!({"name": "renamed"}),
+        // Public: the signature is the authentication (none here: 401).
+        ("post", "/hooks/{id}") => empty,
         _ => return None,
     })
 }
@@ -140,6 +151,8 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         f.workflow_run_id.clone()
     } else if path.starts_with("/approvals/") {
         f.approval_id.clone()
+    } else if path.starts_with("/triggers/") || path.starts_with("/hooks/") {
+        f.trigger_id.clone()
     } else {
         uuid::Uuid::now_v7().to_string()
     };
@@ -275,9 +288,17 @@ async fn setup(app: &TestApp) -> Fixtures {
         .await;
     assert_eq!(decided.status, 200, "{:?}", decided.body);
     crate::workflows::wait_end(app, &workflow_run_id).await;
+    let trigger = app
+        .post(
+            "/api/v1/triggers",
+            json!({"name": "iso-trigger", "kind": "webhook", "target": {"kind": "agent", "slug": "iso"}}),
+        )
+        .await;
+    assert_eq!(trigger.status, 201, "{:?}", trigger.body);
     Fixtures {
         workflow_run_id,
         approval_id,
+        trigger_id: trigger.body["id"].as_str().expect("trigger").to_string(),
         budget_id: budget.body["id"].as_str().expect("budget").to_string(),
         price_id: price.body["id"].as_str().expect("price").to_string(),
         run_id: run.body["id"].as_str().expect("run").to_string(),
@@ -326,6 +347,7 @@ async fn every_route_refuses_other_tenants_lower_roles_and_revoked_keys() {
         "iso-model",
         f.workflow_run_id.as_str(),
         f.approval_id.as_str(),
+        "iso-trigger",
     ];
 
     let mut checked = 0;

@@ -888,3 +888,97 @@ spec:
     assert_eq!(r.status, 422, "{:?}", r.body);
     assert_eq!(r.body["error"]["details"]["errors"][0]["node"], "sub");
 }
+
+/// Webhooks start workflows with the payload as input (a redelivery starts nothing more), and
+/// "when workflow X completes" starts another workflow with X's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_and_workflow_events_start_workflows() {
+    let app = TestApp::spawn().await;
+    let intake = r#"apiVersion: agentry/v1
+kind: Workflow
+metadata: {name: intake}
+spec:
+  start: total
+  nodes:
+    total: {type: transform, jq: ".input.payload.qty * .input.payload.unit", into: total, next: done}
+    done: {type: end, output: {total: "{{ total }}"}}
+"#;
+    assert_eq!(post_yaml(&app, intake).await.status, 201);
+    let follow_up = r#"apiVersion: agentry/v1
+kind: Workflow
+metadata: {name: follow-up}
+spec:
+  start: note
+  nodes:
+    note: {type: transform, template: "{{ input.status }}: {{ input.output.total }}", into: note, next: done}
+    done: {type: end, output: {note: "{{ note }}"}}
+"#;
+    assert_eq!(post_yaml(&app, follow_up).await.status, 201);
+    let event = app
+        .post(
+            "/api/v1/triggers",
+            json!({"name": "after-intake", "kind": "event",
+                   "target": {"kind": "workflow", "slug": "follow-up"},
+                   "config": {"source_kind": "workflow", "source": "intake", "on": ["completed"]}}),
+        )
+        .await;
+    assert_eq!(event.status, 201, "{:?}", event.body);
+    let hook = app
+        .post(
+            "/api/v1/triggers",
+            json!({"name": "orders", "kind": "webhook", "target": {"kind": "workflow", "slug": "intake"}}),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{:?}", hook.body);
+    let hook_id = hook.body["id"].as_str().unwrap();
+    let secret = hook.body["secret"].as_str().unwrap();
+    let body = r#"{"qty": 3, "unit": 50}"#;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signature =
+        agentry_triggers::webhook::sign(secret, "msg_order_1", ts, body.as_bytes()).unwrap();
+    let deliver = || {
+        app.send(
+            app.http
+                .post(app.url(&format!("/api/v1/hooks/{hook_id}")))
+                .header("content-type", "application/json")
+                .header("webhook-id", "msg_order_1")
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", signature.clone())
+                .body(body),
+        )
+    };
+    let first = deliver().await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    let again = deliver().await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    let runs = app.get("/api/v1/workflow-runs?workflow=intake").await;
+    let runs = runs.body["data"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 1, "one run per webhook id");
+    assert_eq!(runs[0]["input"]["payload"], json!({"qty": 3, "unit": 50}));
+    let run = wait_end(&app, runs[0]["id"].as_str().unwrap()).await;
+    assert_eq!(run["output"]["total"], 150, "{run}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let follow = app.get("/api/v1/workflow-runs?workflow=follow-up").await;
+        if let Some(f) = follow.body["data"].as_array().and_then(|d| d.first()) {
+            let f = wait_end(&app, f["id"].as_str().unwrap()).await;
+            assert_eq!(f["output"]["note"], "completed: 150", "{f}");
+            assert_eq!(f["trigger"]["kind"], "event", "{f}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the event trigger did not fire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.get("/api/v1/workflow-runs?workflow=follow-up")
+            .await
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

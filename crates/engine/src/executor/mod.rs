@@ -68,6 +68,8 @@ struct Execution {
     run_id: uuid::Uuid,
     org_id: uuid::Uuid,
     scope: WorkspaceScope,
+    /// The agent's slug: event triggers listen to it.
+    agent_slug: String,
     next_seq: i64,
     usage: Usage,
     journal: Vec<JournalEntry>,
@@ -141,10 +143,15 @@ impl Execution {
         change: RunChange,
         mut extra: Vec<agentry_store::Statement>,
     ) -> Result<(), StoreError> {
-        let ended = matches!(change, RunChange::Ended { .. });
+        let ended = match &change {
+            RunChange::Ended { status, output, .. } => Some((*status, output.clone())),
+            _ => None,
+        };
         // A workflow's `agent` node waits for this run: its end wakes the workflow, in the
         // same transaction, so the wake-up cannot be lost.
-        if ended && let Some(parent) = self.parent_run_id {
+        if ended.is_some()
+            && let Some(parent) = self.parent_run_id
+        {
             extra.extend(agentry_store::workflow_runs::wake_statements(
                 parent,
                 Utc::now(),
@@ -164,8 +171,33 @@ impl Execution {
         )
         .await?;
         self.cancel_requested = outcome.cancel_requested;
-        self.platform.notifier.run_events_stored(self.run_id, ended);
+        self.platform
+            .notifier
+            .run_events_stored(self.run_id, ended.is_some());
+        if let Some((status, output)) = ended {
+            self.announce_end(status, output).await;
+        }
         Ok(())
+    }
+
+    /// Fires the event triggers listening to this agent, once the run's end is committed. A
+    /// failure is logged and counted, never the run's: it ended already. A crash before this
+    /// point is covered by the triggers' sweep.
+    async fn announce_end(&self, status: RunStatus, output: Option<String>) {
+        let fired = crate::service::triggers::on_run_ended(
+            &self.platform,
+            self.scope,
+            crate::service::triggers::config::RunKind::Agent,
+            &self.agent_slug,
+            status.as_str(),
+            self.run_id,
+            output.map(Value::String),
+        )
+        .await;
+        if let Err(e) = fired {
+            metrics::counter!("agentry_trigger_event_errors_total").increment(1);
+            tracing::warn!(run_id = %self.run_id, error = %e.message, "firing event triggers failed; the sweep will retry");
+        }
     }
 
     /// The terminal event and run change for an ending.
@@ -259,6 +291,7 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
         run_id: run.id,
         org_id: run.org_id,
         scope,
+        agent_slug: run.agent_slug.clone(),
         next_seq,
         usage: Usage {
             input_tokens: run.input_tokens.max(0) as u64,

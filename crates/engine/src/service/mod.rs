@@ -18,5 +18,6 @@ pub mod providers;
 pub mod routing;
 pub mod runs;
 pub mod sso;
+pub mod triggers;
 pub mod workflow_runs;
 pub mod workflows;

@@ -173,7 +173,23 @@ pub async fn cancel(
     match runs::request_cancel(&platform.db, scope, id).await? {
         CancelOutcome::Cancelled => {
             platform.notifier.run_events_stored(id.0, true);
-            get(platform, scope, id).await
+            let run = get(platform, scope, id).await?;
+            // A queued run ends here, not in the executor: tell the event triggers (a failure
+            // is the sweep's to repair, not the caller's).
+            if let Err(e) = crate::service::triggers::on_run_ended(
+                platform,
+                scope,
+                crate::service::triggers::config::RunKind::Agent,
+                &run.agent_slug,
+                &run.status,
+                run.id,
+                None,
+            )
+            .await
+            {
+                tracing::warn!(run_id = %run.id, error = %e.message, "firing event triggers failed");
+            }
+            Ok(run)
         }
         CancelOutcome::Requested => get(platform, scope, id).await,
         CancelOutcome::AlreadyEnded => Err(ServiceError::new(

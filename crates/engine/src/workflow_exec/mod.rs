@@ -610,6 +610,7 @@ impl Flow {
                 (workflow_runs::CANCELLED, None, Some(error), ev)
             }
         };
+        let announced = (status, output.clone());
         let mut extra = vec![agentry_store::approvals::close_for_run_statement(
             self.run.id,
             now,
@@ -631,7 +632,28 @@ impl Flow {
         )
         .await?;
         self.run.status = status.into();
+        self.announce_end(announced.0, announced.1).await;
         Ok(())
+    }
+
+    /// Starts the event triggers listening for this workflow's end. After the end committed, so
+    /// a failure here is logged and counted, never the run's; a crash before this point is
+    /// covered by the triggers' sweep.
+    async fn announce_end(&self, status: &str, output: Option<Value>) {
+        let fired = crate::service::triggers::on_run_ended(
+            &self.platform,
+            self.scope,
+            crate::service::triggers::config::RunKind::Workflow,
+            &self.run.workflow_slug,
+            status,
+            self.run.id,
+            output,
+        )
+        .await;
+        if let Err(e) = fired {
+            metrics::counter!("agentry_trigger_event_errors_total").increment(1);
+            tracing::warn!(run_id = %self.run.id, error = %e.message, "firing event triggers failed; the sweep will retry");
+        }
     }
 
     fn check_output(&self, output: &Value) -> Result<(), String> {

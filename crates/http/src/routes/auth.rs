@@ -1,6 +1,7 @@
 //! Public sign-in routes: password and TOTP, sign-out, password reset, invitation acceptance
-//! and OpenID Connect. These are the only `/api/v1` routes without a guard; each answers the
-//! same way whether or not an account exists.
+//! and OpenID Connect. These (and the webhook deliveries of `routes/triggers.rs`, authenticated
+//! by their signature) are the only `/api/v1` routes without a guard; each answers the same way
+//! whether or not an account exists.
 
 use crate::AppState;
 use crate::dto_identity::{

@@ -18,6 +18,7 @@ pub mod routing;
 pub mod runs;
 pub mod sso;
 pub mod system;
+pub mod triggers;
 pub mod workflow_runs;
 pub mod workflows;
 
@@ -48,6 +49,7 @@ mod tests {
             ("workflows", include_str!("workflows.rs")),
             ("workflow_runs", include_str!("workflow_runs.rs")),
             ("approvals", include_str!("approvals.rs")),
+            ("triggers", include_str!("triggers.rs")),
         ];
         // (module, handler): why no entry.
         let exempt = [
