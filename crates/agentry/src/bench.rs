@@ -12,7 +12,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "agt_bench_admin_token_0123456789abcdef0123456789abcdef";
+pub(crate) const TOKEN: &str = "agt_bench_admin_token_0123456789abcdef0123456789abcdef";
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// in front of every call: measures the ledger, reservation and settlement path.
     #[arg(long)]
     with_budget: bool,
+    /// Measure workflows instead of agent runs: per-node overhead of a 1,000-node transform
+    /// chain, 100 concurrent runs of 10 parallel branches, and restart to first resumed node.
+    #[arg(long)]
+    workflows: bool,
 }
 
 struct Measurement {
@@ -45,6 +49,9 @@ struct Measurement {
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init(false);
+    if args.workflows {
+        return crate::bench_workflows::bench(args.database_url.clone()).await;
+    }
     let fake = agentry_fakellm::start("127.0.0.1:0".parse()?).await?;
     let dir = std::env::temp_dir().join(format!("agentry-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -199,13 +206,13 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-struct Api {
-    http: reqwest::Client,
-    url: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) url: String,
 }
 
 impl Api {
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let r = self
             .http
             .post(format!("{}/api/v1{path}", self.url))
@@ -262,7 +269,7 @@ async fn run_batch(
     Ok((started.elapsed(), all))
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -270,7 +277,7 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn read_listen_url(child: &mut tokio::process::Child) -> anyhow::Result<String> {
+pub(crate) async fn read_listen_url(child: &mut tokio::process::Child) -> anyhow::Result<String> {
     use tokio::io::AsyncBufReadExt;
     let stderr = child.stderr.take().context("no stderr")?;
     let mut lines = tokio::io::BufReader::new(stderr).lines();
@@ -291,7 +298,7 @@ async fn read_listen_url(child: &mut tokio::process::Child) -> anyhow::Result<St
 }
 
 /// A memory figure of a process from /proc (Linux), in KiB; 0 elsewhere.
-fn rss_kib(pid: u32, field: &str) -> u64 {
+pub(crate) fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

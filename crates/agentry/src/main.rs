@@ -10,6 +10,7 @@
 mod admin_cmd;
 mod apply_cmd;
 mod bench;
+mod bench_workflows;
 mod client;
 mod config;
 mod logging;

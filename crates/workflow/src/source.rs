@@ -158,13 +158,18 @@ pub(crate) struct YamlError {
 
 /// Reads YAML into JSON plus the position of every value.
 pub(crate) fn read_yaml(text: &str) -> Result<(Value, SourceMap), YamlError> {
-    let tree: Spanned<Tree> = serde_saphyr::from_str(text).map_err(|e| YamlError {
-        position: e.location().map(|l| Position {
-            line: l.line(),
-            column: l.column(),
-        }),
-        message: e.to_string(),
-    })?;
+    // YAML 1.2 booleans only: under YAML 1.1 rules a node named `n`, `y`, `no` or `on` would
+    // silently become a boolean (`default: n` is a route to node `n`, not `false`).
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    let tree: Spanned<Tree> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| YamlError {
+            position: e.location().map(|l| Position {
+                line: l.line(),
+                column: l.column(),
+            }),
+            message: e.to_string(),
+        })?;
     let mut map = SourceMap::default();
     let mut path = Vec::new();
     let value = convert(tree, &mut path, &mut map);

@@ -26,4 +26,5 @@ mod streaming;
 mod system;
 mod tenancy;
 mod triggers;
+mod workflow_crashes;
 mod workflows;

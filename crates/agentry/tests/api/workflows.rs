@@ -982,3 +982,49 @@ spec:
         1
     );
 }
+
+/// `apply` takes workflows beside agents: create, then unchanged, then a new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_creates_and_versions_workflows() {
+    let app = TestApp::spawn().await;
+    app.create_fake_provider().await;
+    let workflow = |label: &str| {
+        json!({"apiVersion": "agentry/v1", "kind": "Workflow", "metadata": {"name": "applied"},
+               "spec": {"start": "ask", "nodes": {
+                   "ask": {"type": "agent", "agent": "helper", "input": label, "into": "a", "next": "done"},
+                   "done": {"type": "end"}}}})
+    };
+    let agent = json!({"apiVersion": "agentry/v1", "kind": "Agent", "metadata": {"name": "helper"},
+                       "spec": {"name": "Helper", "model": "fake/echo"}});
+    let plan = |body| app.post("/api/v1/apply", body);
+    let first = plan(json!({"resources": [workflow("one"), agent.clone()]})).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let actions: Vec<(String, String)> = first.body["changes"]
+        .as_array()
+        .or_else(|| first.body["plan"].as_array())
+        .unwrap_or_else(|| panic!("{:?}", first.body))
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().into(),
+                c["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("Workflow".into(), "create".into())),
+        "{actions:?}"
+    );
+    let again = plan(json!({"resources": [agent.clone(), workflow("one")]})).await;
+    assert!(
+        again.body.to_string().contains("unchanged"),
+        "{:?}",
+        again.body
+    );
+    let changed = plan(json!({"resources": [agent, workflow("two")]})).await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    let got = app.get("/api/v1/workflows/applied").await;
+    assert_eq!(got.body["latest_version"], 2);
+    let id = start(&app, "applied", json!({})).await;
+    assert_eq!(wait_end(&app, &id).await["status"], "completed");
+}

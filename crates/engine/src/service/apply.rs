@@ -1,5 +1,5 @@
-//! Declarative configuration: a set of resources (`apiVersion: agentry/v1`, kinds `Provider`
-//! and `Agent`) is compared with what exists, planned (create / update / unchanged) and, unless
+//! Declarative configuration: a set of resources (`apiVersion: agentry/v1`, kinds `Provider`,
+//! `Agent` and `Workflow`) is compared with what exists, planned (create / update / unchanged) and, unless
 //! it is a dry run, applied. Applying the same set twice changes nothing.
 
 use crate::error::{ServiceError, ServiceResult};
@@ -28,6 +28,8 @@ pub struct Resource {
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +118,7 @@ pub async fn apply(
     // Check everything's shape before changing anything.
     let mut provider_inputs = Vec::new();
     let mut agent_specs = Vec::new();
+    let mut workflows = Vec::new();
     for (i, r) in resources.iter().enumerate() {
         if r.api_version != API_VERSION {
             return Err(resource_error(
@@ -173,13 +176,23 @@ pub async fn apply(
                     },
                 ));
             }
+            "Workflow" => {
+                let document = serde_json::to_value(r)
+                    .map_err(|e| ServiceError::internal("serializing a workflow resource", e))?;
+                // Shape and graph now; references (agents, tools) once agents are planned.
+                let validated = crate::service::workflows::parse(
+                    &crate::service::workflows::Source::Json(document.clone()),
+                )
+                .map_err(|e| resource_error(i, r, e))?;
+                workflows.push((i, document, validated));
+            }
             other => {
                 return Err(resource_error(
                     i,
                     r,
                     ServiceError::new(
                         ErrorCode::ValidationFailed,
-                        format!("unknown kind '{other}': use Provider or Agent"),
+                        format!("unknown kind '{other}': use Provider, Agent or Workflow"),
                     ),
                 ));
             }
@@ -210,7 +223,44 @@ pub async fn apply(
             .map_err(|e| resource_error(i, &resources[i], e))?;
         plan.push(planned("Agent", name, change));
     }
+    // Workflows last: they may name the agents above. A dry run cannot check agents it has
+    // not created yet, so it checks references only against what exists.
+    for (i, document, validated) in workflows {
+        let name = validated.workflow().metadata.name.clone();
+        let action = plan_workflow(platform, scope, &name, &validated).await?;
+        if !dry_run {
+            crate::service::workflows::check_references(platform, scope, &validated)
+                .await
+                .map_err(|e| resource_error(i, &resources[i], e))?;
+            if action != Change::Unchanged {
+                crate::service::workflows::save(
+                    platform,
+                    scope,
+                    crate::service::workflows::Source::Json(document),
+                    action == Change::Created,
+                )
+                .await
+                .map_err(|e| resource_error(i, &resources[i], e))?;
+            }
+        }
+        plan.push(planned("Workflow", name, action));
+    }
     Ok(plan)
+}
+
+/// Whether a workflow is new, changed (a new version) or the same as its latest version.
+async fn plan_workflow(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    name: &str,
+    validated: &agentry_workflow::ValidatedWorkflow,
+) -> ServiceResult<Change> {
+    match crate::service::workflows::latest(platform, scope, name).await {
+        Ok((_, current)) if current.workflow() == validated.workflow() => Ok(Change::Unchanged),
+        Ok(_) => Ok(Change::Updated),
+        Err(e) if e.code == ErrorCode::WorkflowNotFound => Ok(Change::Created),
+        Err(e) => Err(e),
+    }
 }
 
 fn planned(kind: &str, name: String, change: Change) -> PlannedChange {
