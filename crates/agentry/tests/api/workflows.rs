@@ -1028,3 +1028,92 @@ async fn apply_creates_and_versions_workflows() {
     let id = start(&app, "applied", json!({})).await;
     assert_eq!(wait_end(&app, &id).await["status"], "completed");
 }
+
+/// `tool` and `llm` nodes, a structured `llm` answer, a node timeout routed by `on_error`, the
+/// approval's assignee role, and the map fan-out limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_and_llm_nodes_timeouts_roles_and_limits() {
+    let app = TestApp::spawn().await;
+    app.create_fake_provider().await;
+    let yaml = r#"apiVersion: agentry/v1
+kind: Workflow
+metadata: {name: mixed}
+spec:
+  start: calc
+  nodes:
+    calc: {type: tool, tool: calculator, args: {expression: "{{ input.a }} * 7"}, into: product, next: ask}
+    ask: {type: llm, model: fake/echo, prompt: "The product is {{ product.result }}", into: said, next: slow}
+    slow: {type: http, method: GET, url: "{{ input.slow_url }}", timeout_seconds: 1, on_error: recover, into: r, next: done}
+    recover: {type: transform, template: "recovered from {{ error.code }}", into: note, next: done}
+    done: {type: end, output: {product: "{{ product }}", said: "{{ said }}", note: "{{ note | default('') }}"}}
+"#;
+    assert_eq!(post_yaml(&app, yaml).await.status, 201);
+    // A server that never answers in time.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/slow", listener.local_addr().unwrap());
+    let slow = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            "late"
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, slow).await;
+    });
+    let id = start(&app, "mixed", json!({"a": 6, "slow_url": slow_url})).await;
+    let run = wait_end(&app, &id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["state"]["product"]["result"], 42, "{run}");
+    assert!(
+        run["output"]["said"].as_str().unwrap().contains("The product is 42"),
+        "{run}"
+    );
+    assert_eq!(run["output"]["note"], "recovered from timeout");
+    let calc = &run["nodes"][0];
+    assert_eq!(calc["input"], json!({"expression": "6 * 7"}));
+
+    // The approval's assignee role: a member cannot decide an admin's approval.
+    let yaml = APPROVAL
+        .replace("metadata: {name: refund}", "metadata: {name: admins-only}")
+        .replace("assignee_role: member", "assignee_role: admin");
+    assert_eq!(post_yaml(&app, &yaml).await.status, 201);
+    let id = start(&app, "admins-only", json!({"amount": 1})).await;
+    let approval = pending_approvals(&app, &id, 1).await.remove(0);
+    let (_, member) = app.create_key("member", None).await;
+    let refused = app
+        .as_token(&member)
+        .post(&format!("/api/v1/approvals/{approval}"), json!({"decision": "approve"}))
+        .await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    let ok = app
+        .post(&format!("/api/v1/approvals/{approval}"), json!({"decision": "reject"}))
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(wait_end(&app, &id).await["output"]["result"], "refused");
+    // An unknown role is refused when saved.
+    let bad = APPROVAL
+        .replace("metadata: {name: refund}", "metadata: {name: nobody}")
+        .replace("assignee_role: member", "assignee_role: wizard");
+    let r = post_yaml(&app, &bad).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["error"]["details"]["errors"][0]["field"], "assignee_role");
+
+    // A map over more items than the limit fails the node with a clear code.
+    let yaml = r#"apiVersion: agentry/v1
+kind: Workflow
+metadata: {name: huge}
+spec:
+  start: each
+  nodes:
+    each: {type: map, items: "range(20000) | list", node: one, into: all, next: done}
+    one: {type: transform, jq: ".item", into: x}
+    done: {type: end}
+"#;
+    assert_eq!(post_yaml(&app, yaml).await.status, 201);
+    let id = start(&app, "huge", json!({})).await;
+    let run = wait_end(&app, &id).await;
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"]["code"], "workflow_limit_exceeded", "{run}");
+    assert!(run["error"]["message"].as_str().unwrap().contains("10000"), "{run}");
+}
