@@ -56,6 +56,12 @@ pub struct AgentSpec {
     /// `cache_control`; cached reads are billed at the lower cached-input price).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prompt_cache: bool,
+    /// Multi-agent: this agent manages a crew of member agents (see `crate::crew`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crew: Option<crate::crew::CrewSpec>,
+    /// Multi-agent: this agent routes each message to one of its member agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::crew::NetworkSpec>,
 }
 
 pub const DEFAULT_REPAIR_TURNS: u32 = 2;
@@ -237,6 +243,7 @@ impl AgentSpec {
                 "must be between 1 and 604800 (7 days)",
             ));
         }
+        errors.extend(crate::crew::validate_shape(self));
         let mut seen = std::collections::HashSet::new();
         for tool in &self.tools {
             if !seen.insert(tool) {

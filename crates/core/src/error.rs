@@ -111,6 +111,10 @@ error_codes! {
     WebhookRejected => ("webhook_rejected", 401, "The webhook delivery's signature or timestamp did not verify against the trigger's secrets."),
     TriggerPaused => ("trigger_paused", 409, "The trigger is paused; resume it to accept deliveries again (senders may retry later)."),
     AgentUnavailable => ("agent_unavailable", 422, "The run's agent version or provider no longer exists."),
+    DelegationDepthExceeded => ("delegation_depth_exceeded", 422, "A crew delegation would go deeper than the crew's max_depth; the manager sees this as the tool result."),
+    DelegationLimitExceeded => ("delegation_limit_exceeded", 422, "A crew manager asked for more delegations in one run than its max_delegations; the manager sees this as the tool result."),
+    DelegationLoop => ("delegation_loop", 422, "A delegation would start an agent that is already in the chain of runs above it; the message names the chain."),
+    DelegationFailed => ("delegation_failed", 422, "A member agent's child run failed or was cancelled; the message names the child run and its error."),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod authz;
 pub mod chat;
 pub mod clock;
+pub mod crew;
 pub mod embedding;
 pub mod error;
 pub mod ids;

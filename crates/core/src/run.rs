@@ -89,6 +89,9 @@ pub enum StepRecord {
         arguments: Value,
         result: Option<Value>,
         error: Option<ToolErrorRecord>,
+        /// The member agent's run this call started (crew delegations, network routing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child_run_id: Option<uuid::Uuid>,
     },
 }
 
@@ -123,6 +126,15 @@ pub mod event {
     pub const GUARDRAIL: &str = "guardrail";
     pub const TOOL_STARTED: &str = "tool.started";
     pub const TOOL_COMPLETED: &str = "tool.completed";
+    /// Multi-agent: a child run of a member agent was started (or found again after a crash):
+    /// `{step, member, child_run_id}`.
+    pub const DELEGATION_STARTED: &str = "delegation.started";
+    /// The child run ended: `{step, member, child_run_id, status}`.
+    pub const DELEGATION_COMPLETED: &str = "delegation.completed";
+    /// A network's router chose the member that answers: `{member, fallback}`.
+    pub const NETWORK_ROUTED: &str = "network.routed";
+    /// The router named no member of the network; the first member answers (a warning).
+    pub const NETWORK_ROUTE_FALLBACK: &str = "network.route_fallback";
     /// Workflow runs: a node began, finished, failed (an attempt or for good).
     pub const NODE_STARTED: &str = "node.started";
     pub const NODE_COMPLETED: &str = "node.completed";

@@ -149,6 +149,20 @@ pub fn journal_messages(journal: &[JournalEntry]) -> Vec<Message> {
         .collect()
 }
 
+/// Whether the journal's messages form a valid conversation: every tool result answers a
+/// tool call of a model step (not so for multi-agent steps a model never asked for).
+pub fn is_replayable(journal: &[JournalEntry]) -> bool {
+    journal.iter().all(|e| match &e.record {
+        StepRecord::Tool { call_id, .. } => journal.iter().any(|m| match &m.record {
+            StepRecord::Llm { tool_calls, .. } => {
+                m.step < e.step && tool_calls.iter().any(|c| &c.id == call_id)
+            }
+            _ => false,
+        }),
+        _ => true,
+    })
+}
+
 /// Keeps at most `window` trailing messages of a thread's history, never starting with an
 /// orphaned tool result or assistant turn.
 pub fn window_history(mut history: Vec<Message>, window: usize) -> Vec<Message> {
@@ -199,6 +213,7 @@ mod tests {
                 arguments: serde_json::json!({}),
                 result: Some(serde_json::json!({"result": 1})),
                 error: None,
+                child_run_id: None,
             },
         }
     }
@@ -271,6 +286,14 @@ mod tests {
                 .unwrap_or("")
                 .contains("invalid_arguments")
         );
+    }
+
+    #[test]
+    fn only_tool_results_a_model_asked_for_replay_as_a_conversation() {
+        assert!(is_replayable(&[llm(0, &["a"], None), tool(1, "c0_0")]));
+        // A sequential crew's member step: no model call asked for it.
+        assert!(!is_replayable(&[tool(0, "member-0")]));
+        assert!(is_replayable(&[]));
     }
 
     #[test]

@@ -178,6 +178,16 @@ async fn drain(platform: &Arc<Platform>, mut running: JoinSet<()>, mut leases: H
     }
 }
 
+/// Executes a job claimed outside the pool (a parent run executing the child it waits for) in
+/// the caller's task, with its own heartbeat. Boxed because the executor reaches it from inside
+/// a run: the recursion needs a future of known size.
+pub(crate) fn run_inline(
+    platform: Arc<Platform>,
+    job: ClaimedJob,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(run_job(platform, job))
+}
+
 /// Executes one job with a heartbeat; stops as soon as the lease is lost.
 async fn run_job(platform: Arc<Platform>, job: ClaimedJob) {
     let lease = job.lease();

@@ -103,6 +103,15 @@ pub struct AgentInput {
     /// Ask the provider to cache the prompt prefix (Anthropic `cache_control`).
     #[serde(default)]
     pub prompt_cache: bool,
+    /// Multi-agent crew: `{members, process: hierarchical|sequential, max_depth, max_delegations}`
+    /// (docs/crews.md).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub crew: Option<agentry_core::crew::CrewSpec>,
+    /// Multi-agent network: `{members}`; a router picks the member that answers each message.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub network: Option<agentry_core::crew::NetworkSpec>,
 }
 
 impl From<AgentInput> for agentry_core::agent::AgentSpec {
@@ -128,6 +137,8 @@ impl From<AgentInput> for agentry_core::agent::AgentSpec {
                 .max_repair_turns
                 .unwrap_or(agentry_core::agent::DEFAULT_REPAIR_TURNS),
             prompt_cache: a.prompt_cache,
+            crew: a.crew,
+            network: a.network,
         }
     }
 }
@@ -154,6 +165,12 @@ pub struct AgentOut {
     pub output_schema: Option<serde_json::Value>,
     pub max_repair_turns: u32,
     pub prompt_cache: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub crew: Option<agentry_core::crew::CrewSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub network: Option<agentry_core::crew::NetworkSpec>,
     /// Increases with every PUT; runs record the version they used.
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -180,6 +197,8 @@ impl From<Agent> for AgentOut {
             output_schema: a.spec.output_schema,
             max_repair_turns: a.spec.max_repair_turns,
             prompt_cache: a.spec.prompt_cache,
+            crew: a.spec.crew,
+            network: a.spec.network,
             version: a.version,
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -240,6 +259,11 @@ pub struct Run {
     /// Present on GET /runs/{id}; omitted in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
+    /// The crew manager or network router run that started this run as a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_agent_run_id: Option<String>,
+    /// 0 for a run a caller started; one more than its parent for a member's run.
+    pub delegation_depth: i64,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -279,6 +303,9 @@ pub struct Step {
     pub result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RunErrorOut>,
+    /// The member agent's run this step started (crew delegation, network routing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_run_id: Option<String>,
 }
 
 impl Step {
@@ -300,6 +327,7 @@ impl Step {
             arguments: None,
             result: None,
             error: None,
+            child_run_id: None,
         };
         match serde_json::from_value::<StepRecord>(row.record.0) {
             Ok(StepRecord::Llm {
@@ -328,7 +356,9 @@ impl Step {
                 arguments,
                 result,
                 error,
+                child_run_id,
             }) => {
+                step.child_run_id = child_run_id.map(|id| id.to_string());
                 step.call_id = Some(call_id);
                 step.name = Some(name);
                 step.arguments = Some(arguments);
@@ -364,6 +394,8 @@ impl Run {
                 output_tokens: row.output_tokens,
             },
             steps: steps.map(|s| s.into_iter().map(Step::from_row).collect()),
+            parent_agent_run_id: row.parent_agent_run_id.map(|id| id.to_string()),
+            delegation_depth: row.delegation_depth,
             created_at: row.created_at,
             started_at: row.started_at,
             ended_at: row.ended_at,

@@ -51,6 +51,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::create))
         .routes(routes!(runs::list))
         .routes(routes!(runs::get))
+        .routes(routes!(runs::children))
         .routes(routes!(runs::cancel))
         .routes(routes!(events::stream))
         .routes(routes!(api_keys::create, api_keys::list))

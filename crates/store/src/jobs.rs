@@ -142,6 +142,50 @@ pub async fn claim(
         .await
 }
 
+/// Claims the job of one target when it is due (or its holder's lease expired). A run waiting
+/// for its child run claims the child's job and executes it in its own task, so a chain of
+/// delegations never needs more than one worker slot. On PostgreSQL a concurrent claim of the
+/// same row waits for the row lock and then no longer matches, so only one claim wins.
+pub async fn claim_target(
+    db: &Db,
+    owner: &str,
+    target_id: Uuid,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<ClaimedJob>> {
+    let claim = Query::update()
+        .table("jobs")
+        .value("status", STATUS_RUNNING)
+        .value("lease_owner", owner)
+        .value("lease_until", lease_until)
+        .value("lease_token", Expr::col("lease_token").add(1))
+        .value("attempts", Expr::col("attempts").add(1))
+        .value("updated_at", now)
+        .and_where(
+            Expr::col("target_id").eq(target_id).and(
+                Expr::col("status")
+                    .eq(STATUS_QUEUED)
+                    .and(Expr::col("run_at").lte(now))
+                    .or(Expr::col("status")
+                        .eq(STATUS_RUNNING)
+                        .and(Expr::col("lease_until").lt(now))),
+            ),
+        )
+        .returning(Query::returning().columns([
+            "id",
+            "org_id",
+            "kind",
+            "target_id",
+            "lease_token",
+            "attempts",
+        ]))
+        .to_owned();
+    let claimed: Vec<ClaimedJob> = db
+        .write_batch(&[crate::Statement::Update(claim)], false)
+        .await?;
+    Ok(claimed.into_iter().next())
+}
+
 /// Extends a lease (the heartbeat). Fails with [`StoreError::LeaseLost`] when another worker
 /// holds the job now.
 pub async fn heartbeat(db: &Db, lease: &Lease, until: DateTime<Utc>) -> Result<()> {

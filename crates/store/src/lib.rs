@@ -18,6 +18,7 @@ mod db;
 pub mod error;
 pub mod jobs;
 mod migrations;
+mod migrations_crews;
 mod migrations_identity;
 mod migrations_money;
 mod migrations_workflows;

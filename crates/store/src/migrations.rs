@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str, MigrationFn)] = &[
     (2, "identity", crate::migrations_identity::identity),
     (3, "money", crate::migrations_money::money),
     (4, "workflows", crate::migrations_workflows::workflows),
+    (5, "crews", crate::migrations_crews::crews),
 ];
 
 pub(crate) fn count() -> usize {

@@ -44,6 +44,10 @@ pub struct RunRow {
     pub end_user: Option<String>,
     /// The workflow run whose `agent` node started this run (woken when it ends).
     pub parent_run_id: Option<Uuid>,
+    /// The agent run (crew manager, network router) that started this run as a member.
+    pub parent_agent_run_id: Option<Uuid>,
+    /// 0 for a run started by a caller; parent's depth + 1 for a member's run.
+    pub delegation_depth: i64,
 }
 
 impl RunRow {
@@ -58,7 +62,7 @@ impl RunRow {
     }
 }
 
-const RUN_COLUMNS: [&str; 23] = [
+const RUN_COLUMNS: [&str; 25] = [
     "id",
     "org_id",
     "workspace_id",
@@ -82,6 +86,8 @@ const RUN_COLUMNS: [&str; 23] = [
     "user_id",
     "end_user",
     "parent_run_id",
+    "parent_agent_run_id",
+    "delegation_depth",
 ];
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -116,6 +122,13 @@ pub struct NewRun {
     pub user_id: Option<Uuid>,
     pub end_user: Option<String>,
     pub parent_run_id: Option<Uuid>,
+}
+
+/// A member agent's run: who started it, and how deep in the delegation chain it is.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentParent {
+    pub run_id: Uuid,
+    pub depth: i64,
 }
 
 pub enum CreateOutcome {
@@ -157,12 +170,23 @@ pub(crate) fn insert_event(
 
 /// Creates a queued run, its `run.queued` event and its job in one transaction.
 pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<CreateOutcome> {
+    create_child(db, scope, new, None).await
+}
+
+/// Like [`create`], for a member agent's run started by `parent` (crews, networks). With the
+/// parent's idempotency key a repeated delegation finds the run it started before.
+pub async fn create_child(
+    db: &Db,
+    scope: WorkspaceScope,
+    new: NewRun,
+    parent: Option<AgentParent>,
+) -> Result<CreateOutcome> {
     if let Some(key) = &new.idempotency_key
         && let Some(existing) = get_by_idempotency_key(db, scope, key).await?
     {
         return Ok(CreateOutcome::Existing(existing));
     }
-    let (row, statements) = create_statements(scope, new, Utc::now());
+    let (row, statements) = child_statements(scope, new, parent, Utc::now());
     let written = db.write_batch::<NoRow>(&statements, false).await;
     match written {
         Ok(_) => {}
@@ -186,6 +210,15 @@ pub async fn create(db: &Db, scope: WorkspaceScope, new: NewRun) -> Result<Creat
 pub fn create_statements(
     scope: WorkspaceScope,
     new: NewRun,
+    now: DateTime<Utc>,
+) -> (RunRow, Vec<Statement>) {
+    child_statements(scope, new, None, now)
+}
+
+fn child_statements(
+    scope: WorkspaceScope,
+    new: NewRun,
+    parent: Option<AgentParent>,
     now: DateTime<Utc>,
 ) -> (RunRow, Vec<Statement>) {
     let row = RunRow {
@@ -212,6 +245,8 @@ pub fn create_statements(
         user_id: new.user_id,
         end_user: new.end_user,
         parent_run_id: new.parent_run_id,
+        parent_agent_run_id: parent.map(|p| p.run_id),
+        delegation_depth: parent.map_or(0, |p| p.depth),
     };
     let insert_run = Query::insert()
         .into_table("runs")
@@ -240,6 +275,8 @@ pub fn create_statements(
             row.user_id.into(),
             row.end_user.clone().into(),
             row.parent_run_id.into(),
+            row.parent_agent_run_id.into(),
+            row.delegation_depth.into(),
         ])
         .to_owned();
     let statements = vec![
@@ -264,6 +301,17 @@ async fn get_by_idempotency_key(
 ) -> Result<Option<RunRow>> {
     db.fetch_optional(select_runs(scope).and_where(Expr::col("idempotency_key").eq(key)))
         .await
+}
+
+/// The member runs an agent run started (crew delegations, network routing), oldest first.
+pub async fn children(db: &Db, scope: WorkspaceScope, parent: RunId) -> Result<Vec<RunRow>> {
+    db.fetch_all(
+        select_runs(scope)
+            .and_where(Expr::col("parent_agent_run_id").eq(parent.0))
+            .order_by("id", Order::Asc)
+            .limit(1000),
+    )
+    .await
 }
 
 pub async fn get(db: &Db, scope: WorkspaceScope, id: RunId) -> Result<Option<RunRow>> {

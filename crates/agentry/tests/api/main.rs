@@ -13,6 +13,7 @@ mod auth_flows;
 mod browser;
 mod browser_identity;
 mod cli;
+mod crews;
 mod durability;
 mod guardrails;
 mod limits;

@@ -50,7 +50,7 @@ fn entry(method: &str, path: &str) -> Option<Value> {
         ("get", "/agents") | ("get", "/agents/{slug}") | ("delete", "/agents/{slug}") => empty,
         ("post", "/agents/{slug}/runs") => json!({"input": "hello"}),
         ("get", "/runs") | ("get", "/runs/{id}") | ("post", "/runs/{id}/cancel") => empty,
-        ("get", "/runs/{id}/events") => empty,
+        ("get", "/runs/{id}/events") | ("get", "/runs/{id}/children") => empty,
         ("post", "/api-keys") => json!({"name": "k", "role": "viewer"}),
         ("get", "/api-keys") | ("delete", "/api-keys/{id}") => empty,
         ("post", "/apply") => json!({"resources": [], "dry_run": true}),

@@ -120,6 +120,8 @@ pub(super) async fn finish_model_step(
             code: ErrorCode::GuardrailBlocked,
             message: format!("the answer was blocked by guardrail rule(s): {rules}"),
         },
+        // A network's router reply is routed by `network.rs`, whatever it says.
+        None if spec.network.is_some() => NextAction::RunTools { calls: Vec::new() },
         None => next_action(&exec.journal, spec.max_steps),
     };
     // Structured output: an answer that does not match the schema goes back to the model with

@@ -39,9 +39,12 @@ use std::time::{Duration, Instant};
 
 mod answer;
 mod attempt;
+mod crew;
 mod guard;
 mod model_step;
+mod network;
 mod route;
+mod sequential;
 mod tool_step;
 
 use answer::*;
@@ -92,6 +95,10 @@ struct Execution {
     guard: Arc<CompiledPolicy>,
     /// The workflow run waiting for this run, if a workflow's `agent` node started it.
     parent_run_id: Option<uuid::Uuid>,
+    /// The run as loaded (its input, thread and place in a delegation chain).
+    run: RunRow,
+    /// Tools a crew manager or network router is offered besides its own (`crew.rs`).
+    member_tools: Vec<agentry_core::chat::ToolSpec>,
 }
 
 /// The run's attribution, copied into every cost event.
@@ -316,6 +323,8 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
         last_call: None,
         guard: Arc::new(CompiledPolicy::none()),
         parent_run_id: run.parent_run_id,
+        run: run.clone(),
+        member_tools: Vec::new(),
     };
     let resumed = run.status() == RunStatus::Running;
     if !resumed {
@@ -392,7 +401,18 @@ pub(crate) async fn execute(platform: Arc<Platform>, job: ClaimedJob) -> Result<
             return Ok(());
         }
     }
+    exec.member_tools = crew::member_tools(&platform, scope, &spec).await?;
+    if spec
+        .crew
+        .as_ref()
+        .is_some_and(|c| c.process == agentry_core::crew::CrewProcess::Sequential)
+    {
+        return sequential::run_sequential(&mut exec, &spec).await;
+    }
     let base = base_messages(&platform, &run, &spec, &exec.guard).await?;
+    if spec.network.is_some() {
+        return network::run_network(&mut exec, &spec, &base, resumed).await;
+    }
     run_loop(&mut exec, &spec, &base, resumed).await
 }
 
@@ -446,7 +466,13 @@ async fn base_messages(
         for prior in earlier {
             history.extend(input_messages(&prior, guard));
             let journal = load_journal(platform, run.scope(), prior.id).await?;
-            history.extend(journal_messages(&journal));
+            if crate::journal::is_replayable(&journal) {
+                history.extend(journal_messages(&journal));
+            } else if let Some(output) = &prior.output {
+                // A run whose steps are not a model conversation (a sequential crew, a network
+                // whose router answered in text): its answer stands for them.
+                history.push(Message::assistant(output.clone()));
+            }
         }
         messages.extend(window_history(history, window));
     }

@@ -80,7 +80,11 @@ pub(super) async fn call_model(
     let mut request = ChatRequest {
         model: String::new(),
         messages,
-        tools: exec.platform.tools.specs(&spec.tools),
+        tools: {
+            let mut tools = exec.platform.tools.specs(&spec.tools);
+            tools.extend(exec.member_tools.iter().cloned());
+            tools
+        },
         temperature: spec.temperature,
         max_tokens,
         response_schema: spec.output_schema.clone(),

@@ -1,6 +1,8 @@
 //! Tool steps: concurrent calls, each result committed as it finishes, with a stable
-//! idempotency key per call.
+//! idempotency key per call. A crew manager's `delegate_to_<member>` calls start child runs
+//! (`crew.rs`) before the calls run, and wait for them as their "tool call".
 
+use super::crew::{self, Delegation, Started};
 use super::*;
 
 /// The idempotency key a tool call carries: stable across retries and restarts.
@@ -21,15 +23,41 @@ pub(super) async fn run_tools(
         exec.commit(vec![], started, RunChange::None).await?;
     }
 
+    // Delegations first, one at a time: the limits are checked and the child runs created (or
+    // found again) and announced before anything waits.
+    let mut delegated: HashMap<i64, Started> = HashMap::new();
+    for p in &calls {
+        if let Some(member) = spec.delegate_for_tool(&p.call.name) {
+            let started = delegate(exec, spec, member, p).await?;
+            delegated.insert(p.step, started);
+        }
+    }
+
     let platform = exec.platform.clone();
     let run_id = exec.run_id;
+    let scope = exec.scope;
     let mut running: FuturesUnordered<_> = calls
         .into_iter()
         .map(|p| {
             let platform = platform.clone();
             let allowed = spec.tools.iter().any(|t| t == &p.call.name);
+            let delegation = delegated.remove(&p.step);
             async move {
                 let started_at = Utc::now();
+                if let Some(started) = delegation {
+                    let (outcome, child) = match started {
+                        Started::Refused(e) => (Err(e), None),
+                        Started::Child { member, row } => {
+                            match crew::wait_child(platform.clone(), scope, run_id, row.id).await {
+                                Ok(ended) => {
+                                    (crew::child_outcome(&member, &ended), Some((member, ended)))
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    };
+                    return Ok((p, started_at, outcome, child));
+                }
                 let outcome = if allowed {
                     let ctx = ToolContext {
                         idempotency_key: tool_idempotency_key(run_id, p.step, p.call_index),
@@ -48,12 +76,13 @@ pub(super) async fn run_tools(
                         ),
                     ))
                 };
-                (p, started_at, outcome)
+                Ok((p, started_at, outcome, None))
             }
         })
         .collect();
     // Each result commits as soon as it is ready, so a crash never loses a finished call.
-    while let Some((p, started_at, outcome)) = running.next().await {
+    while let Some(finished) = running.next().await {
+        let (p, started_at, outcome, child) = finished?;
         let (result, error) = match outcome {
             Ok(v) => (Some(v), None),
             Err(e) => (
@@ -72,6 +101,7 @@ pub(super) async fn run_tools(
             arguments: parse_arguments(&p.call.arguments),
             result: result.clone(),
             error: error.clone(),
+            child_run_id: child.as_ref().map(|(_, row)| row.id),
         };
         let mut data = json!({"step": p.step, "call_id": p.call.id, "name": p.call.name});
         match (&result, &error) {
@@ -81,6 +111,9 @@ pub(super) async fn run_tools(
         }
         let ev = exec.event(event::TOOL_COMPLETED, data);
         let mut events = vec![ev];
+        if let Some((member, row)) = &child {
+            events.push(crew::completed_event(exec, p.step, member, row));
+        }
         if exec.guard.has_tool_result_rules()
             && let Some(v) = &result
         {
@@ -105,9 +138,58 @@ pub(super) async fn run_tools(
     Ok(())
 }
 
+/// Checks a manager's delegation call (arguments, max_delegations) and starts the child run.
+async fn delegate(
+    exec: &mut Execution,
+    spec: &AgentSpec,
+    member: &str,
+    p: &PendingCall,
+) -> Result<Started, ExecError> {
+    let Some(crew_spec) = &spec.crew else {
+        return Ok(Started::Refused(agentry_core::tool::ToolError::new(
+            "unknown_tool",
+            "this agent has no crew",
+        )));
+    };
+    let task = serde_json::from_str::<Value>(&p.call.arguments)
+        .ok()
+        .and_then(|v| v.get("task").and_then(Value::as_str).map(str::to_string))
+        .filter(|t| !t.trim().is_empty());
+    let Some(task) = task else {
+        return Ok(Started::Refused(agentry_core::tool::ToolError::new(
+            "invalid_arguments",
+            format!(
+                "{} takes {{\"task\": \"<what the agent should do>\"}}",
+                p.call.name
+            ),
+        )));
+    };
+    let before = crew::delegations_before(spec, &exec.journal, p.step);
+    if before >= crew_spec.max_delegations {
+        return Ok(Started::Refused(agentry_core::tool::ToolError::new(
+            ErrorCode::DelegationLimitExceeded.as_str(),
+            format!(
+                "this run already made {before} delegations (max_delegations = {}); answer with what you have",
+                crew_spec.max_delegations
+            ),
+        )));
+    }
+    crew::start_child(
+        exec,
+        Delegation {
+            member,
+            input: RunInput::Text(task),
+            step: p.step,
+            call_index: p.call_index,
+            max_depth: crew_spec.max_depth,
+        },
+    )
+    .await
+}
+
 /// Tool names the model invents must not become metric labels (unbounded cardinality).
 pub(super) fn tool_label(name: &str, spec: &AgentSpec) -> String {
-    if spec.tools.iter().any(|t| t == name) {
+    if spec.tools.iter().any(|t| t == name) || spec.delegate_for_tool(name).is_some() {
         name.to_string()
     } else {
         "unknown".to_string()

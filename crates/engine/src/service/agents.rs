@@ -14,7 +14,40 @@ pub async fn validate(
     scope: WorkspaceScope,
     spec: &AgentSpec,
 ) -> ServiceResult<()> {
-    validate_with(platform, scope, spec, &[]).await
+    validate_with(platform, scope, spec, &[]).await?;
+    validate_members(platform, scope, spec, &[]).await
+}
+
+/// A crew's or network's members must be agents of the workspace (or, for `agentry apply`,
+/// agents of the same plan). Self-membership is a shape error.
+pub async fn validate_members(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    spec: &AgentSpec,
+    planned_agents: &[String],
+) -> ServiceResult<()> {
+    let field = if spec.crew.is_some() {
+        "crew.members"
+    } else {
+        "network.members"
+    };
+    let mut errors = Vec::new();
+    for (i, member) in spec.members().iter().enumerate() {
+        if planned_agents.contains(member) {
+            continue;
+        }
+        if agents::get(&platform.db, scope, member).await?.is_none() {
+            errors.push(FieldError::new(
+                format!("{field}[{i}]"),
+                format!("no agent with slug '{member}' exists in the workspace"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::validation(errors))
+    }
 }
 
 /// Like [`validate`], also accepting providers about to be created (`agentry apply` plans).

@@ -86,6 +86,10 @@ struct AgentResourceSpec {
     max_repair_turns: Option<u32>,
     #[serde(default)]
     prompt_cache: bool,
+    #[serde(default)]
+    crew: Option<agentry_core::crew::CrewSpec>,
+    #[serde(default)]
+    network: Option<agentry_core::crew::NetworkSpec>,
 }
 
 fn resource_error(index: usize, r: &Resource, e: ServiceError) -> ServiceError {
@@ -173,6 +177,8 @@ pub async fn apply(
                             .max_repair_turns
                             .unwrap_or(agentry_core::agent::DEFAULT_REPAIR_TURNS),
                         prompt_cache: spec.prompt_cache,
+                        crew: spec.crew,
+                        network: spec.network,
                     },
                 ));
             }
@@ -203,11 +209,17 @@ pub async fn apply(
         .map(|(_, p)| p.name.clone())
         .collect();
     // A dry run validates every agent first, so a plan never half-applies.
+    let planned_agents: Vec<String> = agent_specs.iter().map(|(_, s)| s.slug.clone()).collect();
     for (i, spec) in &agent_specs {
         agents::validate_with(platform, scope, spec, &planned_providers)
             .await
             .map_err(|e| resource_error(*i, &resources[*i], e))?;
+        agents::validate_members(platform, scope, spec, &planned_agents)
+            .await
+            .map_err(|e| resource_error(*i, &resources[*i], e))?;
     }
+    // Crews and networks after the agents they name, which must exist when they are written.
+    agent_specs.sort_by_key(|(_, spec)| !spec.members().is_empty());
     let mut plan = Vec::new();
     for (i, input) in provider_inputs {
         let name = input.name.clone();

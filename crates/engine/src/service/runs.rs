@@ -155,6 +155,16 @@ pub async fn get_with_steps(
     Ok((run, steps))
 }
 
+/// The member runs a crew manager or network router started, oldest first.
+pub async fn children(
+    platform: &Platform,
+    scope: WorkspaceScope,
+    id: RunId,
+) -> ServiceResult<Vec<RunRow>> {
+    get(platform, scope, id).await?;
+    Ok(runs::children(&platform.db, scope, id).await?)
+}
+
 pub async fn list(
     platform: &Platform,
     scope: WorkspaceScope,

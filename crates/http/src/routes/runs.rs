@@ -98,6 +98,24 @@ pub async fn get(
     Ok(Json(Run::from_row(row, Some(steps))))
 }
 
+/// The member runs a crew manager or network router started (each with its own steps, events
+/// and costs), oldest first.
+#[utoipa::path(get, path = "/runs/{id}/children", tag = "runs",
+    responses((status = 200, body = List<Run>), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = ["runs:read"])))]
+pub async fn children(
+    State(state): State<AppState>,
+    g: WsGuard<perm::RunsRead>,
+    Path(id): Path<String>,
+) -> Result<Json<List<Run>>, ApiError> {
+    let id = parse_run_id(&id)?;
+    let rows = runs::children(&state.platform, g.scope, id).await?;
+    Ok(Json(List {
+        data: rows.into_iter().map(|r| Run::from_row(r, None)).collect(),
+        next_cursor: None,
+    }))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RunQuery {

@@ -157,6 +157,8 @@ pub async fn update(
         output_schema: current.spec.output_schema.clone(),
         max_repair_turns: current.spec.max_repair_turns,
         prompt_cache: current.spec.prompt_cache,
+        crew: current.spec.crew.clone(),
+        network: current.spec.network.clone(),
         ..spec
     };
     match agents::update(&state.platform, scope, &current.spec.slug, spec).await {
