@@ -176,11 +176,36 @@ pub fn check_jq(program: &str) -> Result<(), EvalError> {
     compile_jq(program).map(|_| ())
 }
 
+/// Compiled programs kept per thread: compiling means loading jq's standard library, which
+/// costs far more than running a small program, and a workflow runs the same programs again
+/// and again. Bounded; cleared when full.
+const JQ_CACHE_SIZE: usize = 512;
+
+thread_local! {
+    static JQ_CACHE: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<jaq_core::Filter<D>>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn cached_jq(program: &str) -> Result<std::rc::Rc<jaq_core::Filter<D>>, EvalError> {
+    if let Some(hit) = JQ_CACHE.with(|c| c.borrow().get(program).cloned()) {
+        return Ok(hit);
+    }
+    let filter = std::rc::Rc::new(compile_jq(program)?);
+    JQ_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= JQ_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(program.to_owned(), filter.clone());
+    });
+    Ok(filter)
+}
+
 /// Runs a jq program on `input` and collects its outputs, at most [`MAX_JQ_OUTPUTS`] values and
 /// [`MAX_JQ_OUTPUT_BYTES`] bytes of JSON. jq has no fuel: the caller must still bound wall time
 /// (run it on a blocking thread under the node's timeout).
 pub fn run_jq(program: &str, input: &Value) -> Result<Vec<Value>, EvalError> {
-    let filter = compile_jq(program)?;
+    let filter = cached_jq(program)?;
     // jaq has its own value type; JSON text is the lossless bridge that needs no extra features.
     let text = input.to_string();
     let input = jaq_json::read::parse_single(text.as_bytes())

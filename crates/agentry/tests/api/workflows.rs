@@ -1066,7 +1066,10 @@ spec:
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["state"]["product"]["result"], 42, "{run}");
     assert!(
-        run["output"]["said"].as_str().unwrap().contains("The product is 42"),
+        run["output"]["said"]
+            .as_str()
+            .unwrap()
+            .contains("The product is 42"),
         "{run}"
     );
     assert_eq!(run["output"]["note"], "recovered from timeout");
@@ -1083,11 +1086,17 @@ spec:
     let (_, member) = app.create_key("member", None).await;
     let refused = app
         .as_token(&member)
-        .post(&format!("/api/v1/approvals/{approval}"), json!({"decision": "approve"}))
+        .post(
+            &format!("/api/v1/approvals/{approval}"),
+            json!({"decision": "approve"}),
+        )
         .await;
     assert_eq!(refused.status, 403, "{:?}", refused.body);
     let ok = app
-        .post(&format!("/api/v1/approvals/{approval}"), json!({"decision": "reject"}))
+        .post(
+            &format!("/api/v1/approvals/{approval}"),
+            json!({"decision": "reject"}),
+        )
         .await;
     assert_eq!(ok.status, 200);
     assert_eq!(wait_end(&app, &id).await["output"]["result"], "refused");
@@ -1097,7 +1106,10 @@ spec:
         .replace("assignee_role: member", "assignee_role: wizard");
     let r = post_yaml(&app, &bad).await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.body["error"]["details"]["errors"][0]["field"], "assignee_role");
+    assert_eq!(
+        r.body["error"]["details"]["errors"][0]["field"],
+        "assignee_role"
+    );
 
     // A map over more items than the limit fails the node with a clear code.
     let yaml = r#"apiVersion: agentry/v1
@@ -1115,5 +1127,8 @@ spec:
     let run = wait_end(&app, &id).await;
     assert_eq!(run["status"], "failed");
     assert_eq!(run["error"]["code"], "workflow_limit_exceeded", "{run}");
-    assert!(run["error"]["message"].as_str().unwrap().contains("10000"), "{run}");
+    assert!(
+        run["error"]["message"].as_str().unwrap().contains("10000"),
+        "{run}"
+    );
 }

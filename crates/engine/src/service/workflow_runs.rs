@@ -47,7 +47,10 @@ pub async fn start(
     }
     let (row, version) =
         crate::service::workflows::version(platform, scope, &request.slug, request.version).await?;
-    let validated = crate::service::workflows::load_definition(&version.definition.0)?;
+    // Parsed and validated once per process: a large definition is not re-validated per start.
+    let validated = platform
+        .workflow_definition(row.id, version.version)
+        .await?;
     check_input(validated.workflow().spec.input.as_ref(), &request.input)?;
     let request_hash = request.idempotency_key.as_ref().map(|_| {
         let mut h = Sha256::new();
@@ -192,19 +195,9 @@ pub async fn replay(
     run: &WorkflowRunRow,
     records: &[Record],
 ) -> ServiceResult<Cursor> {
-    let version = agentry_store::workflows::version_for_execution(
-        &platform.db,
-        run.workflow_id,
-        run.workflow_version,
-    )
-    .await?
-    .ok_or_else(|| {
-        ServiceError::new(
-            ErrorCode::WorkflowNotFound,
-            "the run's workflow version no longer exists",
-        )
-    })?;
-    let validated = crate::service::workflows::load_definition(&version.definition.0)?;
+    let validated = platform
+        .workflow_definition(run.workflow_id, run.workflow_version)
+        .await?;
     let workflow = validated.workflow();
     initial_cursor(workflow, run)
         .replay(workflow, records)
@@ -402,14 +395,9 @@ pub async fn rerun(
     request: Rerun,
 ) -> ServiceResult<WorkflowRunRow> {
     let original = get(platform, scope, id).await?;
-    let version = agentry_store::workflows::version_for_execution(
-        &platform.db,
-        original.workflow_id,
-        original.workflow_version,
-    )
-    .await?
-    .ok_or_else(|| crate::service::workflows::not_found(&original.workflow_slug))?;
-    let validated = crate::service::workflows::load_definition(&version.definition.0)?;
+    let validated = platform
+        .workflow_definition(original.workflow_id, original.workflow_version)
+        .await?;
     if !validated
         .workflow()
         .spec

@@ -266,9 +266,11 @@ pub async fn latest(
     platform: &Platform,
     scope: WorkspaceScope,
     slug: &str,
-) -> ServiceResult<(WorkflowRow, ValidatedWorkflow)> {
-    let (row, v) = version(platform, scope, slug, None).await?;
-    let validated = load_definition(&v.definition.0)?;
+) -> ServiceResult<(WorkflowRow, std::sync::Arc<ValidatedWorkflow>)> {
+    let row = get(platform, scope, slug).await?;
+    let validated = platform
+        .workflow_definition(row.id, row.latest_version)
+        .await?;
     Ok((row, validated))
 }
 

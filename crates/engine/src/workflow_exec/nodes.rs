@@ -403,7 +403,10 @@ impl Flow {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let validated = crate::service::workflows::load_definition(&version.definition.0)?;
+                let validated = self
+                    .platform
+                    .workflow_definition(row.id, version.version)
+                    .await?;
                 if let Err(e) = crate::service::workflow_runs::check_input(
                     validated.workflow().spec.input.as_ref(),
                     &input,
