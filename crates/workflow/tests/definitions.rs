@@ -498,3 +498,13 @@ fn yaml_include_tags_do_not_read_files() {
         Err(e) => assert!(!e.to_string().contains("root:"), "{e}"),
     }
 }
+
+/// The example shipped in `examples/` is a valid definition.
+#[test]
+fn the_shipped_example_validates() {
+    let text = include_str!("../../../examples/workflow.yaml");
+    let parsed = Workflow::parse_yaml(text).unwrap_or_else(|e| panic!("{e}"));
+    let validated = validate(&parsed).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(validated.workflow().metadata.name, "refund");
+    assert_eq!(validated.workflow().spec.nodes.len(), 5);
+}
