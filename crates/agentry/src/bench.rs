@@ -65,48 +65,15 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "SQLite"
     };
 
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .env("AGENTRY_DATABASE_URL", &database_url)
-        .env("AGENTRY_ADMIN_TOKEN", TOKEN)
-        .env("AGENTRY_LOG", "warn")
-        .env("AGENTRY_WORKER_CONCURRENCY", "128")
-        // The fake model listens on loopback, and the load exceeds the default request limits.
-        .env("AGENTRY_HTTP_ALLOW_HOSTS", "[\"127.0.0.1\"]")
-        .env("AGENTRY_RATE_LIMITS__RUN_START__LIMIT", "1000000")
-        .env("AGENTRY_RATE_LIMITS__GENERAL__LIMIT", "1000000")
-        .env_remove("AGENTRY_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting agentry serve")?;
-    let pid = child.id().unwrap_or(0);
-    let url = read_listen_url(&mut child).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
-    loop {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let ready = started.elapsed();
+    let Spawned {
+        mut child,
+        api,
+        pid,
+        ready,
+    } = spawn_server(&dir, &database_url, &[]).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = rss_kib(pid, "VmRSS");
 
-    let api = Api {
-        http: http.clone(),
-        url: url.clone(),
-    };
     api.post(
         "/providers",
         json!({"name": "fake", "kind": "openai", "base_url": fake.base_url()}),
@@ -204,6 +171,66 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     ));
     crate::apply_cmd::print_stdout(&out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A server this benchmark started (killed when dropped).
+pub(crate) struct Spawned {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) api: Api,
+    pub(crate) pid: u32,
+    /// From spawning to `/readyz` answering 200.
+    pub(crate) ready: Duration,
+}
+
+/// Starts `agentry serve` (this binary) on a free port and waits until it is ready.
+pub(crate) async fn spawn_server(
+    dir: &std::path::Path,
+    database_url: &str,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<Spawned> {
+    let started = Instant::now();
+    let mut command = tokio::process::Command::new(std::env::current_exe()?);
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("AGENTRY_DATABASE_URL", database_url)
+        .env("AGENTRY_ADMIN_TOKEN", TOKEN)
+        .env("AGENTRY_LOG", "warn")
+        .env("AGENTRY_WORKER_CONCURRENCY", "128")
+        // The fake model listens on loopback, and the load exceeds the default request limits.
+        .env("AGENTRY_HTTP_ALLOW_HOSTS", "[\"127.0.0.1\"]")
+        .env("AGENTRY_RATE_LIMITS__RUN_START__LIMIT", "1000000")
+        .env("AGENTRY_RATE_LIMITS__GENERAL__LIMIT", "1000000")
+        .env_remove("AGENTRY_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().context("starting agentry serve")?;
+    let pid = child.id().unwrap_or(0);
+    let url = read_listen_url(&mut child).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(Spawned {
+        child,
+        api: Api { http, url },
+        pid,
+        ready: started.elapsed(),
+    })
 }
 
 pub(crate) struct Api {

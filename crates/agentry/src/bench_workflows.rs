@@ -9,64 +9,14 @@
 //!    lease must expire first, so that is measured with a 5 s lease). A graceful SIGTERM
 //!    hands leases back on the way down, so there is nothing to wait for.
 
-use crate::bench::{Api, TOKEN, percentile, read_listen_url, rss_kib};
+use crate::bench::{Api, TOKEN, percentile, rss_kib, spawn_server};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use std::path::Path;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const LEASE_SECONDS: &str = "5";
-
-struct Spawned {
-    child: tokio::process::Child,
-    api: Api,
-    pid: u32,
-    ready: Duration,
-}
-
-async fn spawn_server(dir: &Path, database_url: &str) -> anyhow::Result<Spawned> {
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("AGENTRY_DATABASE_URL", database_url)
-        .env("AGENTRY_ADMIN_TOKEN", TOKEN)
-        .env("AGENTRY_LOG", "warn")
-        .env("AGENTRY_WORKER_CONCURRENCY", "128")
-        .env("AGENTRY_LEASE_SECONDS", LEASE_SECONDS)
-        .env("AGENTRY_RATE_LIMITS__RUN_START__LIMIT", "1000000")
-        .env("AGENTRY_RATE_LIMITS__GENERAL__LIMIT", "1000000")
-        .env_remove("AGENTRY_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting agentry serve")?;
-    let pid = child.id().unwrap_or(0);
-    let url = read_listen_url(&mut child).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
-    loop {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    Ok(Spawned {
-        child,
-        api: Api { http, url },
-        pid,
-        ready: started.elapsed(),
-    })
-}
 
 impl Api {
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -197,7 +147,12 @@ pub async fn bench(database_url: Option<String>) -> anyhow::Result<ExitCode> {
     } else {
         "SQLite"
     };
-    let mut server = spawn_server(&dir, &database_url).await?;
+    let mut server = spawn_server(
+        &dir,
+        &database_url,
+        &[("AGENTRY_LEASE_SECONDS", LEASE_SECONDS)],
+    )
+    .await?;
     let mut out = format!(
         "## agentry bench --workflows — {backend}, {} cores\n\n",
         std::thread::available_parallelism()
@@ -285,7 +240,12 @@ pub async fn bench(database_url: Option<String>) -> anyhow::Result<ExitCode> {
         server.child.kill().await?;
         let t = Instant::now();
         let t0 = Utc::now();
-        server = spawn_server(&dir, &database_url).await?;
+        server = spawn_server(
+            &dir,
+            &database_url,
+            &[("AGENTRY_LEASE_SECONDS", LEASE_SECONDS)],
+        )
+        .await?;
         let ready = server.ready;
         // The first node commit stamped after the restart began, across the runs.
         let first = loop {

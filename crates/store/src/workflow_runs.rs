@@ -554,22 +554,3 @@ pub async fn children(db: &Db, scope: WorkspaceScope, parent: Uuid) -> Result<Ve
     )
     .await
 }
-
-/// Runs that are not terminal, system-wide (for tests and metrics).
-pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
-    #[derive(sqlx::FromRow)]
-    struct Count {
-        status: String,
-        n: i64,
-    }
-    let rows: Vec<Count> = db
-        .fetch_all(
-            Query::select()
-                .column("status")
-                .expr_as(Expr::col("id").count(), "n")
-                .from("workflow_runs")
-                .group_by_col("status"),
-        )
-        .await?;
-    Ok(rows.into_iter().map(|c| (c.status, c.n)).collect())
-}
