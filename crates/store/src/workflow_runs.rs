@@ -319,6 +319,45 @@ pub fn wake_statements(run_id: Uuid, now: DateTime<Utc>) -> Vec<Statement> {
     ]
 }
 
+/// The statements that ask a cancelled run's children to stop: child agent runs get their
+/// cancel flag (they stop at their next step), child workflow runs their flag and a wake-up.
+pub fn cancel_children_statements(parent: Uuid, now: DateTime<Utc>) -> Vec<Statement> {
+    let child_workflows = Query::select()
+        .column("id")
+        .from("workflow_runs")
+        .and_where(Expr::col("parent_run_id").eq(parent))
+        .and_where(Expr::col("status").is_in([QUEUED, RUNNING, WAITING]))
+        .to_owned();
+    vec![
+        Statement::Update(
+            Query::update()
+                .table("runs")
+                .value("cancel_requested", true)
+                .and_where(Expr::col("parent_run_id").eq(parent))
+                .and_where(Expr::col("status").is_in(["queued", "running"]))
+                .to_owned(),
+        ),
+        Statement::Update(
+            Query::update()
+                .table("jobs")
+                .value("run_at", now)
+                .value("updated_at", now)
+                .and_where(Expr::col("target_id").in_subquery(child_workflows))
+                .and_where(Expr::col("status").eq("queued"))
+                .to_owned(),
+        ),
+        Statement::Update(
+            Query::update()
+                .table("workflow_runs")
+                .value("cancel_requested", true)
+                .value("wakeups", Expr::col("wakeups").add(1))
+                .and_where(Expr::col("parent_run_id").eq(parent))
+                .and_where(Expr::col("status").is_in([QUEUED, RUNNING, WAITING]))
+                .to_owned(),
+        ),
+    ]
+}
+
 /// How the run row changes with a commit.
 pub enum Change {
     None,

@@ -1132,3 +1132,41 @@ spec:
         "{run}"
     );
 }
+
+/// Cancelling a workflow cancels the child runs it is waiting for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_workflow_cancels_its_children() {
+    let app = TestApp::spawn().await;
+    app.create_fake_provider().await;
+    // Several steps, so the cancellation reaches it at a step boundary.
+    app.create_agent("slowpoke", "tool-loop-3+latency=1500", &["calculator"])
+        .await;
+    let yaml = r#"apiVersion: agentry/v1
+kind: Workflow
+metadata: {name: waits-for-agent}
+spec:
+  start: ask
+  nodes:
+    ask: {type: agent, agent: slowpoke, input: "hello", into: a, next: done}
+    done: {type: end}
+"#;
+    assert_eq!(post_yaml(&app, yaml).await.status, 201);
+    let id = start(&app, "waits-for-agent", json!({})).await;
+    // Wait until the child exists.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let child = loop {
+        let run = run_of(&app, &id).await;
+        if let Some(c) = run["nodes"][0]["child_run_id"].as_str() {
+            break c.to_string();
+        }
+        assert!(Instant::now() < deadline, "no child run: {run}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let c = app
+        .post(&format!("/api/v1/workflow-runs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    assert_eq!(wait_end(&app, &id).await["status"], "cancelled");
+    let child_run = app.wait_run(&child, Duration::from_secs(30)).await;
+    assert_eq!(child_run["status"], "cancelled", "{child_run}");
+}

@@ -618,6 +618,10 @@ impl Flow {
         if let Some(parent) = self.run.parent_run_id {
             extra.extend(workflow_runs::wake_statements(parent, now));
         }
+        if status == workflow_runs::CANCELLED {
+            // Children still running are cancelled with their parent (in the same commit).
+            extra.extend(workflow_runs::cancel_children_statements(self.run.id, now));
+        }
         metrics::counter!("agentry_workflow_runs_finished_total", "status" => status).increment(1);
         self.commit(
             Vec::new(),
