@@ -549,10 +549,6 @@ pub async fn request_cancel(db: &Db, scope: WorkspaceScope, id: Uuid) -> Result<
 /// (the conditional update lets one caller through). The executor records the retry.
 pub async fn retry(db: &Db, scope: WorkspaceScope, id: Uuid) -> Result<bool> {
     let now = Utc::now();
-    #[derive(sqlx::FromRow)]
-    struct Hit {
-        org_id: Uuid,
-    }
     let revive = Query::update()
         .table("workflow_runs")
         .value("status", QUEUED)
@@ -561,11 +557,13 @@ pub async fn retry(db: &Db, scope: WorkspaceScope, id: Uuid) -> Result<bool> {
         .and_where(Expr::col("workspace_id").eq(scope.workspace_id.0))
         .and_where(Expr::col("id").eq(id))
         .and_where(Expr::col("status").eq(FAILED))
-        .and_where(Expr::cust("error IS NOT NULL"))
+        .and_where(Expr::col("error").is_not_null())
         .returning(Query::returning().column("org_id"))
         .to_owned();
     match db
-        .write_batch::<Hit>(
+        // Fenced: when the revive matches no row (not failed, or retried already), nothing is
+        // enqueued either.
+        .write_batch::<NoRow>(
             &[
                 Statement::Update(revive),
                 jobs::enqueue_statement(scope.org_id.0, JOB_KIND, id, now),
@@ -574,22 +572,11 @@ pub async fn retry(db: &Db, scope: WorkspaceScope, id: Uuid) -> Result<bool> {
         )
         .await
     {
-        Ok(hits) => {
-            let _ = hits.first().map(|h| h.org_id);
+        Ok(_) => {
             jobs::notify_enqueued(db).await?;
             Ok(true)
         }
         Err(StoreError::LeaseLost) => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Children of a run (sub-workflow runs), for the run view.
-pub async fn children(db: &Db, scope: WorkspaceScope, parent: Uuid) -> Result<Vec<WorkflowRunRow>> {
-    db.fetch_all(
-        select(scope)
-            .and_where(Expr::col("parent_run_id").eq(parent))
-            .order_by("id", Order::Asc),
-    )
-    .await
 }

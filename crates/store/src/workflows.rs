@@ -48,7 +48,26 @@ pub async fn get(db: &Db, scope: WorkspaceScope, slug: &str) -> Result<Option<Wo
         .await
 }
 
-/// One version of a workflow (the latest when `version` is `None`).
+/// The versions of one workflow, in one workspace (`None`: any, for the executor).
+fn select_versions(scope: Option<WorkspaceScope>, workflow_id: Uuid) -> sea_query::SelectStatement {
+    let mut q = Query::select();
+    q.columns([
+        "workflow_id",
+        "version",
+        "definition",
+        "source",
+        "created_at",
+    ])
+    .from("workflow_versions")
+    .and_where(Expr::col("workflow_id").eq(workflow_id));
+    if let Some(scope) = scope {
+        q.and_where(Expr::col("org_id").eq(scope.org_id.0))
+            .and_where(Expr::col("workspace_id").eq(scope.workspace_id.0));
+    }
+    q
+}
+
+/// One version of a workflow.
 pub async fn version(
     db: &Db,
     scope: WorkspaceScope,
@@ -56,19 +75,7 @@ pub async fn version(
     version: i64,
 ) -> Result<Option<VersionRow>> {
     db.fetch_optional(
-        Query::select()
-            .columns([
-                "workflow_id",
-                "version",
-                "definition",
-                "source",
-                "created_at",
-            ])
-            .from("workflow_versions")
-            .and_where(Expr::col("org_id").eq(scope.org_id.0))
-            .and_where(Expr::col("workspace_id").eq(scope.workspace_id.0))
-            .and_where(Expr::col("workflow_id").eq(workflow_id))
-            .and_where(Expr::col("version").eq(version)),
+        select_versions(Some(scope), workflow_id).and_where(Expr::col("version").eq(version)),
     )
     .await
 }
@@ -80,42 +87,19 @@ pub async fn version_for_execution(
     version: i64,
 ) -> Result<Option<VersionRow>> {
     db.fetch_optional(
-        Query::select()
-            .columns([
-                "workflow_id",
-                "version",
-                "definition",
-                "source",
-                "created_at",
-            ])
-            .from("workflow_versions")
-            .and_where(Expr::col("workflow_id").eq(workflow_id))
-            .and_where(Expr::col("version").eq(version)),
+        select_versions(None, workflow_id).and_where(Expr::col("version").eq(version)),
     )
     .await
 }
 
+/// Newest first.
 pub async fn versions(
     db: &Db,
     scope: WorkspaceScope,
     workflow_id: Uuid,
 ) -> Result<Vec<VersionRow>> {
-    db.fetch_all(
-        Query::select()
-            .columns([
-                "workflow_id",
-                "version",
-                "definition",
-                "source",
-                "created_at",
-            ])
-            .from("workflow_versions")
-            .and_where(Expr::col("org_id").eq(scope.org_id.0))
-            .and_where(Expr::col("workspace_id").eq(scope.workspace_id.0))
-            .and_where(Expr::col("workflow_id").eq(workflow_id))
-            .order_by("version", Order::Desc),
-    )
-    .await
+    db.fetch_all(select_versions(Some(scope), workflow_id).order_by("version", Order::Desc))
+        .await
 }
 
 fn insert_version(
